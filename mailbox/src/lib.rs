@@ -1,0 +1,48 @@
+//! The lock-free core of [airssys-rt]: intrusive MPSC mailboxes with exactly-once scheduling.
+//!
+//! This crate knows nothing of actors, message types or executors. It moves message *nodes*
+//! (anything [`Linked`]: a [`MsgHeader`] at the front of some memory) between threads, keeps
+//! the scheduling state word that decides who runs a mailbox's consumer, and hands the host a
+//! [`RunToken`] when a mailbox needs a run.
+//!
+//! | piece | what it is |
+//! |---|---|
+//! | [`MsgHeader`], [`Link`] | the 16-byte intrusive node at the front of every message |
+//! | [`MpscQueue`] | Dmitry Vyukov's intrusive MPSC queue: wait-free push, single consumer |
+//! | [`SchedState`] | IDLE / SCHEDULED / RUNNING / CLOSED, documented bit by bit in [`state`] |
+//! | [`Mailbox`] | user lane (optionally bounded) + system lane + state word |
+//! | [`Boxed`] | a heap node for a plain value (control signals, tests) |
+//!
+//! Every lock-free structure here has a loom model (`tests/loom_*.rs`), run in CI together
+//! with mutants (weakened orderings) that the models must reject.
+//!
+//! ```
+//! use airssys_rt_mailbox::{Boxed, Mailbox, Received};
+//!
+//! let mailbox: Mailbox<Boxed<u32>, Boxed<&str>> = Mailbox::unbounded();
+//! let token = mailbox.try_push(Boxed::new(7)).unwrap().unwrap();
+//! mailbox.push_system(Boxed::new("stop")).unwrap(); // already scheduled: no second token
+//!
+//! let mut run = mailbox.begin_run(token);
+//! assert!(matches!(run.pop(), Some(Received::System(s)) if *s == "stop")); // signals first
+//! assert!(matches!(run.pop(), Some(Received::User(m)) if *m == 7));
+//! assert!(run.pop().is_none());
+//! assert!(run.finish(false).is_none());
+//! ```
+//!
+//! [airssys-rt]: https://docs.rs/airssys-rt
+
+#![warn(missing_docs)]
+
+mod boxed;
+mod header;
+mod mailbox;
+mod queue;
+pub mod state;
+mod sync;
+
+pub use boxed::Boxed;
+pub use header::{Link, MsgHeader};
+pub use mailbox::{Mailbox, PushError, Received, Run, RunToken};
+pub use queue::{Linked, MpscQueue, Pop};
+pub use state::SchedState;

@@ -1,0 +1,376 @@
+//! [`Mailbox`]: a user lane, a system lane, a scheduling state word and an optional bound.
+
+use core::fmt;
+use core::num::NonZeroU32;
+
+use crate::queue::{Linked, MpscQueue, Pop};
+use crate::state::SchedState;
+use crate::sync::{AtomicU32, Ordering};
+
+/// Why a message was not accepted. The message is inside: nothing is dropped.
+#[derive(PartialEq, Eq)]
+pub enum PushError<T> {
+    /// The mailbox holds as many user messages as its bound allows.
+    Full(T),
+    /// The mailbox is closed (its consumer has stopped).
+    Closed(T),
+}
+
+impl<T> PushError<T> {
+    /// Gives the message back.
+    pub fn into_inner(self) -> T {
+        match self {
+            PushError::Full(t) | PushError::Closed(t) => t,
+        }
+    }
+
+    /// Whether the mailbox was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, PushError::Full(_))
+    }
+
+    /// Whether the mailbox was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PushError::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushError::Full(_) => f.write_str("Full(..)"),
+            PushError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushError::Full(_) => f.write_str("mailbox full: the message was not sent"),
+            PushError::Closed(_) => f.write_str("mailbox closed: the message was not sent"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PushError<T> {}
+
+/// The right to run a mailbox's consumer once: at most one exists per mailbox at any time.
+///
+/// A token comes from a push, a [`notify`](Mailbox::notify) or a [`finish`](Run::finish) that
+/// found the mailbox needing a run. The host must eventually pass it to
+/// [`begin_run`](Mailbox::begin_run) of the same mailbox. A token that is dropped instead
+/// leaves the mailbox scheduled with nobody to run it: it never runs again (its messages are
+/// still dropped, once each, with the mailbox).
+#[must_use = "a RunToken must be run with Mailbox::begin_run, or the mailbox never runs again"]
+#[derive(Debug, PartialEq, Eq)]
+pub struct RunToken {
+    mailbox: usize,
+}
+
+/// A message taken from a [`Mailbox`]: from the system lane or from the user lane.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received<U, S> {
+    /// A control signal (system lane).
+    System(S),
+    /// A user message.
+    User(U),
+}
+
+/// An actor's mailbox: two intrusive MPSC queues and a scheduling state word.
+///
+/// * The **user lane** carries ordinary messages. It may be bounded: a push beyond the bound
+///   gets [`PushError::Full`] with the message back.
+/// * The **system lane** carries control signals (stop, exit, down, supervision). It is never
+///   bounded and is always drained first, so user traffic can neither block nor delay a
+///   signal. A signal pushed before a user message (by any thread, as long as the first push
+///   happened-before the second) is received before it.
+/// * The **state word** ([`SchedState`]) makes scheduling exactly-once: a push that finds the
+///   mailbox idle returns a [`RunToken`]; the host runs it ([`begin_run`](Self::begin_run) …
+///   [`finish`](Run::finish)); a run that ends re-checks and hands back a new token if work
+///   arrived meanwhile.
+/// * **Close** makes later pushes fail with the message back. Messages accepted before the
+///   close (including pushes racing with it) are still received by a run, which sees
+///   [`Run::is_closed`] and can hand them to a dead-letter hook. Every message is received,
+///   returned to its sender, or dropped with the mailbox: exactly once.
+///
+/// An idle mailbox is 64 bytes and owns no allocation.
+///
+/// ```
+/// use airssys_rt_mailbox::{Boxed, Mailbox, Received};
+///
+/// let mailbox: Mailbox<Boxed<&str>> = Mailbox::unbounded();
+/// let token = mailbox.try_push(Boxed::new("hello")).unwrap().expect("idle: we schedule it");
+/// assert!(mailbox.try_push(Boxed::new("world")).unwrap().is_none()); // already scheduled
+///
+/// let mut run = mailbox.begin_run(token);
+/// let mut got = Vec::new();
+/// while let Some(Received::User(msg)) = run.pop() {
+///     got.push(msg.into_inner());
+/// }
+/// assert!(run.finish(false).is_none()); // nothing new arrived: the mailbox is idle
+/// assert_eq!(got, ["hello", "world"]);
+/// ```
+pub struct Mailbox<U: Linked, S: Linked = U> {
+    system: MpscQueue<S>,
+    user: MpscQueue<U>,
+    state: SchedState,
+    /// User messages accepted and not yet popped. Kept only when bounded.
+    len: AtomicU32,
+    capacity: Option<NonZeroU32>,
+}
+
+impl<U: Linked, S: Linked> Mailbox<U, S> {
+    /// An open, idle mailbox with no bound on the user lane.
+    pub fn unbounded() -> Self {
+        Self::with_capacity(None)
+    }
+
+    /// An open, idle mailbox whose user lane holds at most `capacity` messages.
+    pub fn bounded(capacity: NonZeroU32) -> Self {
+        Self::with_capacity(Some(capacity))
+    }
+
+    /// An open, idle mailbox with an optional bound on the user lane.
+    pub fn with_capacity(capacity: Option<NonZeroU32>) -> Self {
+        Self {
+            system: MpscQueue::new(),
+            user: MpscQueue::new(),
+            state: SchedState::new(),
+            len: AtomicU32::new(0),
+            capacity,
+        }
+    }
+
+    /// The bound on the user lane, if any.
+    pub fn capacity(&self) -> Option<NonZeroU32> {
+        self.capacity
+    }
+
+    /// User messages accepted and not yet received, for a bounded mailbox (`None` when
+    /// unbounded: counting would cost every send and receive an atomic operation).
+    ///
+    /// The value is a snapshot and may be stale at once.
+    pub fn len(&self) -> Option<usize> {
+        self.capacity
+            .map(|_| self.len.load(Ordering::Relaxed) as usize)
+    }
+
+    /// Pushes a user message. On success, returns the [`RunToken`] if the caller must schedule
+    /// the mailbox (it was idle); on failure, returns the message with the reason.
+    #[inline]
+    pub fn try_push(&self, msg: U) -> Result<Option<RunToken>, PushError<U>> {
+        if self.state.is_closed() {
+            return Err(PushError::Closed(msg));
+        }
+        if let Some(cap) = self.capacity {
+            // Reserve a slot. Relaxed: the counter guards no data (the queue publishes it).
+            let prev = self.len.fetch_add(1, Ordering::Relaxed);
+            if prev >= cap.get() {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                return Err(PushError::Full(msg));
+            }
+        }
+        self.user.push(msg);
+        // S5: every push is followed by a notify.
+        Ok(self.notify())
+    }
+
+    /// Pushes a control signal: never bounded, drained before user messages. Fails only when
+    /// the mailbox is closed, giving the signal back.
+    #[inline]
+    pub fn push_system(&self, msg: S) -> Result<Option<RunToken>, S> {
+        if self.state.is_closed() {
+            return Err(msg);
+        }
+        self.system.push(msg);
+        Ok(self.notify())
+    }
+
+    /// Asks for a run without a message (a wake-up: a timer fired, a future became ready).
+    /// Returns the token if the caller must schedule it.
+    #[inline]
+    pub fn notify(&self) -> Option<RunToken> {
+        self.state.notify().then(|| self.token())
+    }
+
+    /// Closes the mailbox: later pushes fail with their message back. Returns `true` if this
+    /// call closed it.
+    ///
+    /// Closing schedules nothing by itself: a run that is pending or in progress sees the
+    /// close, and a push that raced with it schedules a run of its own, which receives it.
+    pub fn close(&self) -> bool {
+        self.state.close()
+    }
+
+    /// Whether the mailbox is closed.
+    pub fn is_closed(&self) -> bool {
+        self.state.is_closed()
+    }
+
+    /// The scheduling state (for diagnostics).
+    pub fn state(&self) -> &SchedState {
+        &self.state
+    }
+
+    /// Starts a run: the caller becomes the consumer until [`Run::finish`].
+    ///
+    /// # Panics
+    ///
+    /// If `token` belongs to another mailbox (a bug in the host: tokens are not
+    /// interchangeable). Checking costs one comparison and keeps the consumer unique.
+    #[inline]
+    pub fn begin_run(&self, token: RunToken) -> Run<'_, U, S> {
+        assert_eq!(
+            token.mailbox,
+            self.addr(),
+            "RunToken passed to a mailbox that did not issue it"
+        );
+        core::mem::forget(token);
+        self.state.begin_run();
+        Run {
+            mailbox: self,
+            finished: false,
+        }
+    }
+
+    /// Takes every queued message out, system lane first, for a final hand-off (to a
+    /// dead-letter hook, say). `&mut self` proves that no push is in flight.
+    pub fn drain(&mut self, mut f: impl FnMut(Received<U, S>)) {
+        // SAFETY: `&mut self`: this thread is the only consumer and no producer is in flight.
+        unsafe {
+            while let Pop::Data(s) = self.system.pop() {
+                f(Received::System(s));
+            }
+            while let Pop::Data(u) = self.user.pop() {
+                self.release_slot();
+                f(Received::User(u));
+            }
+        }
+    }
+
+    #[inline]
+    fn token(&self) -> RunToken {
+        RunToken {
+            mailbox: self.addr(),
+        }
+    }
+
+    #[inline]
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    #[inline]
+    fn release_slot(&self) {
+        if self.capacity.is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<U: Linked, S: Linked> fmt::Debug for Mailbox<U, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("state", &self.state)
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A run of a mailbox's consumer: the only place messages come out.
+///
+/// Made by [`Mailbox::begin_run`]; end it with [`finish`](Run::finish). While it exists, its
+/// holder is the mailbox's single consumer, and no other run of the same mailbox can exist.
+///
+/// Dropping a run without `finish` (an unwinding panic, say) ends it as `finish(false)` would,
+/// but a token it should have handed back is lost, so the mailbox would never run again: the
+/// runtime catches handler panics and always finishes its runs.
+pub struct Run<'a, U: Linked, S: Linked> {
+    mailbox: &'a Mailbox<U, S>,
+    finished: bool,
+}
+
+impl<U: Linked, S: Linked> Run<'_, U, S> {
+    /// Takes the next message: a system signal if one is waiting, else the oldest user message.
+    ///
+    /// `None` means nothing can be taken now. Messages may still be in flight (a producer
+    /// inside its push); their producer's notify makes [`finish`](Self::finish) hand back a
+    /// token, so they are received by a later run.
+    ///
+    /// Ordering: if a signal's push happened-before a user message's push, the signal comes
+    /// out first.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Received<U, S>> {
+        let mailbox = self.mailbox;
+        // Look at the user lane *before* the system lane: seeing a user message (an Acquire
+        // load of its link) makes every signal pushed before it visible to the system check
+        // that follows. Checking in the other order could miss such a signal and let the user
+        // message overtake it.
+        // SAFETY: a `Run` is the single consumer.
+        let user_ready = crate::sync::mutant("no_peek") || unsafe { mailbox.user.has_data() };
+        // SAFETY: as above.
+        match unsafe { mailbox.system.pop() } {
+            Pop::Data(s) => return Some(Received::System(s)),
+            Pop::Empty => {}
+            // A signal producer is mid-push, possibly behind a completed signal that we cannot
+            // reach yet. Taking a user message now could overtake that signal, so stop here:
+            // the producer's notify reschedules us.
+            Pop::Inconsistent => return None,
+        }
+        if !user_ready {
+            return None;
+        }
+        // SAFETY: as above.
+        match unsafe { mailbox.user.pop() } {
+            Pop::Data(u) => {
+                mailbox.release_slot();
+                Some(Received::User(u))
+            }
+            Pop::Empty | Pop::Inconsistent => None,
+        }
+    }
+
+    /// Whether the mailbox has been closed (before or during this run). A run that sees it
+    /// closed hands every message it pops to a dead-letter hook instead of handling it.
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.mailbox.state.is_closed()
+    }
+
+    /// Closes the mailbox from inside the run (the consumer stops). Returns `true` if this
+    /// call closed it.
+    pub fn close(&self) -> bool {
+        self.mailbox.close()
+    }
+
+    /// Ends the run. `yielded` says the run stopped with work left (its budget ran out): the
+    /// mailbox stays scheduled. Returns the token if the mailbox must run again, because it
+    /// yielded or because a message or notify arrived during the run; the caller schedules it.
+    #[inline]
+    pub fn finish(mut self, yielded: bool) -> Option<RunToken> {
+        self.finished = true;
+        self.mailbox
+            .state
+            .finish(yielded)
+            .then(|| self.mailbox.token())
+    }
+}
+
+impl<U: Linked, S: Linked> Drop for Run<'_, U, S> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // See the type docs: the token this might return is lost.
+            let _ = self.mailbox.state.finish(false);
+        }
+    }
+}
+
+impl<U: Linked, S: Linked> fmt::Debug for Run<'_, U, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("mailbox", self.mailbox)
+            .finish()
+    }
+}

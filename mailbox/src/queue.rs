@@ -1,0 +1,279 @@
+//! Intrusive multi-producer single-consumer queue (Dmitry Vyukov's algorithm).
+//!
+//! Producers are wait-free: a push is one `swap` and one `store`. The single consumer pops in
+//! FIFO order per producer. Nodes are the callers' own memory (anything [`Linked`]), so the
+//! queue never allocates.
+//!
+//! # The algorithm
+//!
+//! `head` is the producers' end, `tail` the consumer's. A *stub* link owned by the queue keeps
+//! the list non-empty so that producers never need to touch `tail`:
+//!
+//! ```text
+//! push(n):  n.next = null                      (Relaxed: published by the swap)
+//!           prev = head.swap(n)                (AcqRel)
+//!           ---- window: head == n, but prev.next is still null ----
+//!           prev.next = n                      (Release: publishes n and its payload)
+//!
+//! pop():    tail = self.tail; next = tail.next (Acquire)
+//!           if tail is the stub: if next is null -> Empty, else step over the stub
+//!           if next != null: self.tail = next; return Data(tail)
+//!           if tail != head -> Inconsistent    (a producer is inside its window)
+//!           push(stub); next = tail.next; if next != null: self.tail = next; return Data(tail)
+//!           return Inconsistent
+//! ```
+//!
+//! **The inconsistent window.** Between a producer's `swap` and its link store, the consumer
+//! can see a node whose `next` is null although `head` has moved on. The node after it exists
+//! but is not reachable yet, and neither is anything pushed later. `pop` reports this as
+//! [`Pop::Inconsistent`] instead of spinning: the mailbox treats it as "empty for this run",
+//! which is sound because every push is followed by a notify of the scheduling state (the
+//! producer in the window will reschedule the consumer once it has linked). Once every push
+//! has returned, `pop` never reports `Inconsistent` again.
+//!
+//! **Orderings**, and why each is needed (each weakening has a loom mutant that the models in
+//! `tests/loom_queue.rs` reject):
+//!
+//! | operation | ordering | why |
+//! |---|---|---|
+//! | `n.next = null` | Relaxed | the node is still private; the swap's Release publishes it |
+//! | `head.swap(n)` | AcqRel | Acquire: our write to `prev.next` must come after `prev`'s producer initialised `prev`. Release: the next producer writes `n.next`, so it must see `n` initialised |
+//! | `prev.next = n` | Release | publishes `n` and the payload behind it to the consumer |
+//! | consumer `next` loads | Acquire | pairs with the link store: the payload is visible once the pointer is |
+//! | consumer `head` load | Acquire | only compared, never dereferenced; Acquire for symmetry with futures-rs |
+//!
+//! **Reclamation.** A node is returned by `pop` only once its `next` is non-null (or it was
+//! re-linked through the stub), and each node's `next` is written by exactly one producer, the
+//! one that received it as `prev`. So a popped node is never written again by the queue: the
+//! consumer owns it outright. No hazard pointers, no epochs, no ABA.
+//!
+//! **The stub is not an address.** `head`, `tail` and links refer to the stub through a
+//! sentinel value ([`STUB`]) rather than through the stub's address. No stored pointer ever
+//! points into the queue itself, so a queue that is not in use can be moved freely (it lives
+//! inline in a mailbox, with no allocation of its own).
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr::{self, NonNull};
+
+use crate::header::Link;
+use crate::sync::{ord, AtomicPtr, Ordering, UnsafeCell};
+
+/// The sentinel that stands for the queue's own stub link in `head`, `tail` and `next` fields.
+///
+/// It is a well-aligned, non-null address that no allocation can have. It is never
+/// dereferenced: [`MpscQueue::resolve`] maps it to the stub.
+const STUB: *mut Link = NonNull::<Link>::dangling().as_ptr();
+
+/// An owning handle that can travel through an intrusive queue as a pointer to its [`Link`].
+///
+/// # Safety
+///
+/// Implementors promise that:
+/// * [`into_link`](Linked::into_link) gives a pointer to a valid `Link` that stays valid and at
+///   the same address until the pointer is passed back to [`from_link`](Linked::from_link), and
+///   that nothing but the queue reads or writes that `Link` in between;
+/// * `from_link(into_link(x))` gives back a handle equivalent to `x` (it owns what `x` owned);
+/// * the pointer is never [`NonNull::dangling`] for `Link` (no real allocation can be there).
+pub unsafe trait Linked: Sized {
+    /// Gives up the handle, returning its link.
+    fn into_link(self) -> NonNull<Link>;
+
+    /// Takes back a handle given up by [`into_link`](Linked::into_link).
+    ///
+    /// # Safety
+    ///
+    /// `link` must come from `into_link` of this same type, and must not have been taken back
+    /// already.
+    unsafe fn from_link(link: NonNull<Link>) -> Self;
+}
+
+/// What [`MpscQueue::pop`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pop<T> {
+    /// The oldest message.
+    Data(T),
+    /// Nothing is queued (a producer may be inside its window, see the module docs).
+    Empty,
+    /// A producer is between its swap and its link: messages exist but cannot be reached yet.
+    /// That producer will link them and notify.
+    Inconsistent,
+}
+
+/// An intrusive multi-producer single-consumer FIFO queue. See the [module docs](self).
+///
+/// ```
+/// use airssys_rt_mailbox::{Boxed, MpscQueue, Pop};
+///
+/// let queue = MpscQueue::new();
+/// queue.push(Boxed::new(1));
+/// queue.push(Boxed::new(2));
+/// // SAFETY: this thread is the only consumer.
+/// unsafe {
+///     assert!(matches!(queue.pop(), Pop::Data(b) if *b == 1));
+///     assert!(matches!(queue.pop(), Pop::Data(b) if *b == 2));
+///     assert_eq!(queue.pop(), Pop::Empty);
+/// }
+/// ```
+pub struct MpscQueue<T: Linked> {
+    /// Producers' end: the last node pushed (or [`STUB`]).
+    head: AtomicPtr<Link>,
+    /// Consumer's end: the next node to pop (or [`STUB`]). Only the consumer touches it.
+    tail: UnsafeCell<*mut Link>,
+    /// The queue's own node; it is in the list whenever the list would otherwise be empty.
+    stub: Link,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: the queue owns the `T`s it holds; moving the queue to another thread moves them, so
+// `T: Send` is required and enough. Raw pointers inside are owned nodes, not shared borrows.
+unsafe impl<T: Linked + Send> Send for MpscQueue<T> {}
+// SAFETY: `push` (the only method usable from many threads at once) moves a `T` in, which
+// needs `T: Send`; the consumer-side methods are `unsafe` and require a single consumer, so
+// `&MpscQueue` never hands out shared access to a `T`.
+unsafe impl<T: Linked + Send> Sync for MpscQueue<T> {}
+
+impl<T: Linked> MpscQueue<T> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self {
+            head: AtomicPtr::new(STUB),
+            tail: UnsafeCell::new(STUB),
+            stub: Link::new(),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Maps the [`STUB`] sentinel to the real stub link.
+    #[inline(always)]
+    fn resolve(&self, link: *mut Link) -> *const Link {
+        if link == STUB {
+            &self.stub
+        } else {
+            link
+        }
+    }
+
+    /// Appends `item`. Wait-free: one swap and one store, whatever other threads do.
+    #[inline]
+    pub fn push(&self, item: T) {
+        let node = item.into_link().as_ptr();
+        debug_assert_ne!(node, STUB, "Linked::into_link returned the dangling pointer");
+        // SAFETY: by the `Linked` contract, `node` is a valid link that nobody else touches
+        // until the consumer pops it; it is not in any list yet.
+        unsafe { (*node).next.store(ptr::null_mut(), Ordering::Relaxed) };
+        self.push_link(node);
+    }
+
+    /// Links `node` (a real node or [`STUB`]) at the head. Its `next` must already be null.
+    #[inline(always)]
+    fn push_link(&self, node: *mut Link) {
+        let prev = self.head.swap(node, ord::QUEUE_SWAP());
+        // The window of inconsistency: `head == node`, but `prev.next` is still null.
+        let prev = self.resolve(prev);
+        // SAFETY: `prev` was the head, so it is either the stub (part of `self`) or a node that
+        // has not been popped: the consumer pops a node only once its `next` is set, and only
+        // we (who received it from the swap) set it. So `prev` is alive and only we write it.
+        unsafe { (*prev).next.store(node, ord::QUEUE_LINK()) };
+    }
+
+    /// Removes the oldest message.
+    ///
+    /// # Safety
+    ///
+    /// Only one thread at a time may call the consumer methods (`pop`, `has_data`): the caller
+    /// must be the queue's single consumer for the duration of the call.
+    pub unsafe fn pop(&self) -> Pop<T> {
+        self.tail.with_mut(|tail_slot| {
+            // SAFETY: the caller is the only consumer, so nobody else touches `tail`.
+            let mut tail = unsafe { *tail_slot };
+            // SAFETY: `tail` is the stub or a node the consumer owns but has not returned yet
+            // (see the module docs, "Reclamation"); either way it is alive.
+            let mut next = unsafe { (*self.resolve(tail)).next.load(ord::QUEUE_NEXT()) };
+            if tail == STUB {
+                if next.is_null() {
+                    return Pop::Empty;
+                }
+                // Step over the stub: it has been re-linked behind real nodes.
+                tail = next;
+                // SAFETY: as above; the stub never links to itself, so `next` is a real node.
+                unsafe { *tail_slot = tail };
+                // SAFETY: `tail` is a real, unpopped node.
+                next = unsafe { (*tail).next.load(ord::QUEUE_NEXT()) };
+            }
+            if !next.is_null() {
+                // SAFETY: single consumer; `tail` is linked and no producer will write it again.
+                unsafe {
+                    *tail_slot = next;
+                    return Pop::Data(T::from_link(NonNull::new_unchecked(tail)));
+                }
+            }
+            // `tail` is the last linked node. If `head` moved past it, a producer is inside its
+            // window and `tail.next` will be set soon.
+            if tail != self.head.load(Ordering::Acquire) {
+                return Pop::Inconsistent;
+            }
+            // `tail` is the last node: push the stub behind it so `tail` can be taken.
+            self.stub.next.store(ptr::null_mut(), Ordering::Relaxed);
+            self.push_link(STUB);
+            // SAFETY: `tail` is still a real node we own.
+            next = unsafe { (*tail).next.load(ord::QUEUE_NEXT()) };
+            if !next.is_null() {
+                // SAFETY: as in the first `Data` branch.
+                unsafe {
+                    *tail_slot = next;
+                    return Pop::Data(T::from_link(NonNull::new_unchecked(tail)));
+                }
+            }
+            // A producer swapped in between our `head` load and our stub push.
+            Pop::Inconsistent
+        })
+    }
+
+    /// Whether a message is visible at the consumer's end (without removing it).
+    ///
+    /// `true` means a node has been linked: everything its producer wrote before pushing it is
+    /// visible to the caller from now on. A following `pop` can still answer `Inconsistent`
+    /// when that node is the last one and another producer is inside its window.
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop): the caller must be the single consumer.
+    #[inline]
+    pub unsafe fn has_data(&self) -> bool {
+        self.tail.with(|tail_slot| {
+            // SAFETY: the caller is the only consumer, so `tail` is not being written.
+            let tail = unsafe { *tail_slot };
+            tail != STUB || !self.stub.next.load(ord::QUEUE_NEXT()).is_null()
+        })
+    }
+}
+
+impl<T: Linked> Default for MpscQueue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Linked> Drop for MpscQueue<T> {
+    fn drop(&mut self) {
+        // `&mut self`: every push has returned, so no producer is inside its window and the
+        // queue can be drained completely. Each message is dropped exactly once.
+        loop {
+            // SAFETY: `&mut self` makes this thread the only consumer (and the only user).
+            match unsafe { self.pop() } {
+                Pop::Data(item) => drop(item),
+                Pop::Empty => break,
+                // Unreachable with `&mut self`; leaking is better than looping or panicking
+                // in a destructor.
+                Pop::Inconsistent => break,
+            }
+        }
+    }
+}
+
+impl<T: Linked> fmt::Debug for MpscQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MpscQueue").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,154 @@
+//! The one place this crate takes its synchronization primitives from.
+//!
+//! Normally these are `std`'s. Under `RUSTFLAGS="--cfg loom"` they are [loom]'s, so that the
+//! same source is model-checked: every atomic, `Arc`, `UnsafeCell` access, spin hint and yield
+//! in the lock-free code goes through this module and nowhere else.
+//!
+//! `UnsafeCell` follows loom's API (`with` / `with_mut` closures) in both builds, which is what
+//! lets loom see every access to cell contents.
+//!
+//! The [`mutant`] module exists only under `cfg(loom)`: it lets the loom CI step weaken one
+//! memory ordering or skip one step at a time and check that the models reject each mutant.
+//!
+//! [loom]: https://docs.rs/loom
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32};
+#[cfg(loom)]
+#[allow(unused_imports)]
+pub(crate) use loom::sync::Arc;
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU32};
+#[cfg(not(loom))]
+#[allow(unused_imports)]
+pub(crate) use std::sync::Arc;
+
+pub(crate) use std::sync::atomic::Ordering;
+
+/// A spin-loop hint (`loom::hint::spin_loop` under loom, which also yields to the model).
+#[allow(dead_code)]
+#[inline]
+pub(crate) fn spin_loop() {
+    #[cfg(loom)]
+    loom::hint::spin_loop();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+}
+
+/// Yields the current thread (a model yield under loom).
+#[allow(dead_code)]
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// `std::cell::UnsafeCell` with loom's closure API, so the code reads the same in both builds.
+#[cfg(not(loom))]
+#[derive(Debug)]
+#[repr(transparent)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    #[inline]
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Gives a shared raw pointer to the contents to `f`.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Gives a mutable raw pointer to the contents to `f`.
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    #[allow(dead_code)]
+    #[inline]
+    pub(crate) fn into_inner(self) -> T {
+        self.0.into_inner()
+    }
+}
+
+/// Orderings of the lock-free code, named by what they do.
+///
+/// In normal builds each is a constant. Under `cfg(loom)` each reads the mutant selected by the
+/// `AIRSSYS_MUTANT` environment variable, so the loom CI step can weaken one ordering at a time
+/// and assert that a model fails (see `mailbox/tests/loom_*.rs` and `.ci/loom-mutants`).
+pub(crate) mod ord {
+    use super::Ordering;
+
+    macro_rules! orderings {
+        ($( $(#[$doc:meta])* $name:ident = $strong:ident, mutant $mutant:literal => $weak:ident; )*) => {$(
+            $(#[$doc])*
+            #[inline(always)]
+            #[allow(non_snake_case)]
+            pub(crate) fn $name() -> Ordering {
+                #[cfg(loom)]
+                if super::mutant::active($mutant) {
+                    return Ordering::$weak;
+                }
+                Ordering::$strong
+            }
+        )*};
+    }
+
+    orderings! {
+        /// The producer's `head.swap`: Acquire so that linking into `prev` happens after
+        /// `prev`'s producer initialised it; Release so the next producer sees our node
+        /// initialised.
+        QUEUE_SWAP = AcqRel, mutant "swap_release" => Release;
+        /// The producer's link store `prev.next = node`: publishes the node and its payload to
+        /// the consumer.
+        QUEUE_LINK = Release, mutant "link_relaxed" => Relaxed;
+        /// The consumer's loads of `next`: pairs with `QUEUE_LINK`.
+        QUEUE_NEXT = Acquire, mutant "next_relaxed" => Relaxed;
+        /// `begin_run`: acquires everything the previous run and every notifier released.
+        BEGIN_RUN = AcqRel, mutant "begin_run_relaxed" => Relaxed;
+        /// `finish`: releases the actor state (handed to the next runner on any thread).
+        FINISH_RUN = AcqRel, mutant "finish_relaxed" => Relaxed;
+    }
+}
+
+/// Mutation switches for the loom models (only under `cfg(loom)`).
+///
+/// `AIRSSYS_MUTANT=<name>` turns one of them on for the whole test process. The names are:
+/// `swap_release`, `link_relaxed`, `next_relaxed`, `begin_run_relaxed`, `finish_relaxed`,
+/// `no_recheck` (finish ignores a notify that came during the run), `no_peek` (the user lane is
+/// popped without first observing it, so a system signal sent earlier can be overtaken),
+/// `notify_closed_no_token` (a notify on a closed mailbox schedules nothing, stranding late
+/// messages).
+#[cfg(loom)]
+pub(crate) mod mutant {
+    use std::sync::OnceLock;
+
+    /// Whether the mutant `name` is switched on.
+    pub(crate) fn active(name: &str) -> bool {
+        static SELECTED: OnceLock<Option<String>> = OnceLock::new();
+        SELECTED
+            .get_or_init(|| std::env::var("AIRSSYS_MUTANT").ok())
+            .as_deref()
+            == Some(name)
+    }
+}
+
+/// Whether the mutant `name` is active: always `false` outside loom builds.
+#[inline(always)]
+#[allow(unused_variables)]
+pub(crate) fn mutant(name: &str) -> bool {
+    #[cfg(loom)]
+    return mutant::active(name);
+    #[cfg(not(loom))]
+    false
+}

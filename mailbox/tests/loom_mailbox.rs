@@ -1,0 +1,162 @@
+//! Loom models of the mailbox: queue + scheduling state word + close + system lane.
+//!
+//! (b) `schedule_exactly_once`: senders that get the token run the mailbox themselves (as a
+//!     work-stealing host would): at most one token exists, handlers never overlap (the actor
+//!     state is a loom `UnsafeCell`), no wake-up is lost (everything is handled, the mailbox
+//!     ends idle).
+//! (c) `close_races_sends`: every message is handled, returned to its sender, or handed to the
+//!     dead-letter path by a run that saw the close: exactly once.
+//! (d) `system_lane_before_user`: a signal pushed before a user message is received first.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_mailbox`
+#![cfg(loom)]
+
+use airssys_rt_mailbox::{Boxed, Mailbox, PushError, Received, RunToken};
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+type Mb = Mailbox<Boxed<usize>, Boxed<usize>>;
+
+/// The "actor": its state is only touched inside runs, through an `UnsafeCell`, so loom reports
+/// two runs that overlap (or that are not ordered by the state word) as a data race.
+struct Actor {
+    mailbox: Mb,
+    /// Received messages, in order: `(is_system, id, mailbox_was_closed)`.
+    log: UnsafeCell<Vec<(bool, usize, bool)>>,
+    /// Tokens in existence (S1: never above 1).
+    tokens: AtomicUsize,
+}
+
+impl Actor {
+    fn new() -> Self {
+        Self {
+            mailbox: Mailbox::unbounded(),
+            log: UnsafeCell::new(Vec::new()),
+            tokens: AtomicUsize::new(0),
+        }
+    }
+
+    fn got_token(&self, token: Option<RunToken>) -> Option<RunToken> {
+        if token.is_some() {
+            let before = self.tokens.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(before, 0, "two run tokens exist at once");
+        }
+        token
+    }
+
+    /// Runs the mailbox for as long as it hands back tokens, `budget` user messages per run.
+    fn drive(&self, token: Option<RunToken>, budget: usize) {
+        let Some(mut token) = self.got_token(token) else { return };
+        loop {
+            self.tokens.fetch_sub(1, Ordering::SeqCst);
+            let mut run = self.mailbox.begin_run(token);
+            let mut handled = 0;
+            while handled < budget {
+                let Some(msg) = run.pop() else { break };
+                let closed = run.is_closed();
+                let entry = match msg {
+                    Received::System(s) => (true, *s, closed),
+                    Received::User(u) => {
+                        handled += 1;
+                        (false, *u, closed)
+                    }
+                };
+                self.log.with_mut(|log| unsafe { (*log).push(entry) });
+            }
+            match self.got_token(run.finish(handled == budget)) {
+                Some(t) => token = t,
+                None => return,
+            }
+        }
+    }
+
+    fn log(&self) -> Vec<(bool, usize, bool)> {
+        self.log.with(|log| unsafe { (*log).clone() })
+    }
+}
+
+#[test]
+fn schedule_exactly_once() {
+    loom::model(|| {
+        let actor = Arc::new(Actor::new());
+        let senders: Vec<_> = (0..2)
+            .map(|id| {
+                let a = actor.clone();
+                thread::spawn(move || {
+                    let token = a.mailbox.try_push(Boxed::new(id)).unwrap();
+                    a.drive(token, 1);
+                })
+            })
+            .collect();
+        for s in senders {
+            s.join().unwrap();
+        }
+        // No lost wake-up: both messages were handled, and the mailbox is idle.
+        let mut ids: Vec<usize> = actor.log().iter().map(|e| e.1).collect();
+        ids.sort();
+        assert_eq!(ids, [0, 1], "a message was never handled (lost wake-up)");
+        assert_eq!(actor.mailbox.state().load(), 0, "mailbox not idle at the end");
+        assert_eq!(actor.tokens.load(Ordering::SeqCst), 0);
+    });
+}
+
+#[test]
+fn close_races_sends() {
+    loom::model(|| {
+        let actor = Arc::new(Actor::new());
+        // returned[i]: message i came back to its sender with `Closed`.
+        let returned = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let senders: Vec<_> = (0..2)
+            .map(|id| {
+                let (a, r) = (actor.clone(), returned.clone());
+                thread::spawn(move || match a.mailbox.try_push(Boxed::new(id)) {
+                    Ok(token) => a.drive(token, 1),
+                    Err(PushError::Closed(m)) => {
+                        r[*m].fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(PushError::Full(_)) => unreachable!("unbounded"),
+                })
+            })
+            .collect();
+        actor.mailbox.close();
+        for s in senders {
+            s.join().unwrap();
+        }
+        let log = actor.log();
+        for id in 0..2 {
+            let received = log.iter().filter(|e| e.1 == id).count();
+            let back = returned[id].load(Ordering::SeqCst);
+            assert_eq!(
+                received + back,
+                1,
+                "message {id}: received {received} times, returned {back} times"
+            );
+        }
+        assert!(actor.mailbox.is_closed());
+        assert_eq!(actor.tokens.load(Ordering::SeqCst), 0);
+    });
+}
+
+#[test]
+fn system_lane_before_user() {
+    loom::model(|| {
+        let actor = Arc::new(Actor::new());
+        // The consumer starts a run (a wake-up) while the producer pushes: signal 7, then user 8.
+        let token = actor.mailbox.notify();
+        let producer = {
+            let a = actor.clone();
+            thread::spawn(move || {
+                let t1 = a.mailbox.push_system(Boxed::new(7)).unwrap();
+                a.drive(t1, 1);
+                let t2 = a.mailbox.try_push(Boxed::new(8)).unwrap();
+                a.drive(t2, 1);
+            })
+        };
+        actor.drive(token, 1);
+        producer.join().unwrap();
+        let order: Vec<(bool, usize)> = actor.log().iter().map(|e| (e.0, e.1)).collect();
+        assert_eq!(order, [(true, 7), (false, 8)], "a user message overtook a signal sent before it");
+    });
+}
