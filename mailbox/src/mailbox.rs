@@ -147,11 +147,12 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
         self.capacity
     }
 
-    /// User messages accepted and not yet received, for a bounded mailbox (`None` when
-    /// unbounded: counting would cost every send and receive an atomic operation).
+    /// Slots of the bound in use: user messages accepted and not yet received, for a bounded
+    /// mailbox (`None` when unbounded: counting would cost every send and receive an atomic
+    /// operation).
     ///
     /// The value is a snapshot and may be stale at once.
-    pub fn len(&self) -> Option<usize> {
+    pub fn occupancy(&self) -> Option<usize> {
         self.capacity
             .map(|_| self.len.load(Ordering::Relaxed) as usize)
     }
@@ -226,7 +227,7 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
             self.addr(),
             "RunToken passed to a mailbox that did not issue it"
         );
-        core::mem::forget(token);
+        let RunToken { .. } = token; // consumed: the run now stands for it
         self.state.begin_run();
         Run {
             mailbox: self,
@@ -273,7 +274,7 @@ impl<U: Linked, S: Linked> fmt::Debug for Mailbox<U, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mailbox")
             .field("state", &self.state)
-            .field("len", &self.len())
+            .field("occupancy", &self.occupancy())
             .field("capacity", &self.capacity)
             .finish_non_exhaustive()
     }

@@ -158,7 +158,10 @@ impl<T: Linked> MpscQueue<T> {
     #[inline]
     pub fn push(&self, item: T) {
         let node = item.into_link().as_ptr();
-        debug_assert_ne!(node, STUB, "Linked::into_link returned the dangling pointer");
+        debug_assert_ne!(
+            node, STUB,
+            "Linked::into_link returned the dangling pointer"
+        );
         // SAFETY: by the `Linked` contract, `node` is a valid link that nobody else touches
         // until the consumer pops it; it is not in any list yet.
         unsafe { (*node).next.store(ptr::null_mut(), Ordering::Relaxed) };

@@ -48,7 +48,9 @@ impl Actor {
 
     /// Runs the mailbox for as long as it hands back tokens, `budget` user messages per run.
     fn drive(&self, token: Option<RunToken>, budget: usize) {
-        let Some(mut token) = self.got_token(token) else { return };
+        let Some(mut token) = self.got_token(token) else {
+            return;
+        };
         loop {
             self.tokens.fetch_sub(1, Ordering::SeqCst);
             let mut run = self.mailbox.begin_run(token);
@@ -97,7 +99,11 @@ fn schedule_exactly_once() {
         let mut ids: Vec<usize> = actor.log().iter().map(|e| e.1).collect();
         ids.sort();
         assert_eq!(ids, [0, 1], "a message was never handled (lost wake-up)");
-        assert_eq!(actor.mailbox.state().load(), 0, "mailbox not idle at the end");
+        assert_eq!(
+            actor.mailbox.state().load(),
+            0,
+            "mailbox not idle at the end"
+        );
         assert_eq!(actor.tokens.load(Ordering::SeqCst), 0);
     });
 }
@@ -157,6 +163,10 @@ fn system_lane_before_user() {
         actor.drive(token, 1);
         producer.join().unwrap();
         let order: Vec<(bool, usize)> = actor.log().iter().map(|e| (e.0, e.1)).collect();
-        assert_eq!(order, [(true, 7), (false, 8)], "a user message overtook a signal sent before it");
+        assert_eq!(
+            order,
+            [(true, 7), (false, 8)],
+            "a user message overtook a signal sent before it"
+        );
     });
 }

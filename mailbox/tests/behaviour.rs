@@ -1,0 +1,179 @@
+//! Behaviour of `Mailbox` through its public API, one property per test.
+
+mod common;
+
+use std::num::NonZeroU32;
+
+use airssys_rt_mailbox::{Boxed, Mailbox, PushError, Received};
+use common::DropTable;
+
+type Mb<T> = Mailbox<Boxed<T>, Boxed<T>>;
+
+fn user<U, S>(r: Option<Received<U, S>>) -> U {
+    match r {
+        Some(Received::User(u)) => u,
+        Some(Received::System(_)) => panic!("expected a user message, got a signal"),
+        None => panic!("expected a user message, got nothing"),
+    }
+}
+
+#[test]
+fn idle_mailbox_is_64_bytes_without_allocation() {
+    assert!(std::mem::size_of::<Mb<u64>>() <= 64);
+}
+
+#[test]
+fn first_push_schedules_once_then_finish_goes_idle() {
+    let mb: Mb<u32> = Mailbox::unbounded();
+    let token = mb
+        .try_push(Boxed::new(1))
+        .unwrap()
+        .expect("idle mailbox: schedule it");
+    assert!(mb.try_push(Boxed::new(2)).unwrap().is_none());
+    assert!(mb.notify().is_none(), "already scheduled");
+    let mut run = mb.begin_run(token);
+    assert_eq!(*user(run.pop()), 1);
+    assert_eq!(*user(run.pop()), 2);
+    assert!(run.pop().is_none());
+    assert!(run.finish(false).is_none());
+    assert_eq!(mb.state().load(), 0);
+    // Idle again: the next push schedules again.
+    assert!(mb.try_push(Boxed::new(3)).unwrap().is_some());
+}
+
+#[test]
+fn push_during_run_makes_finish_reschedule() {
+    let mb: Mb<u32> = Mailbox::unbounded();
+    let token = mb.notify().unwrap();
+    let mut run = mb.begin_run(token);
+    assert!(run.pop().is_none());
+    assert!(
+        mb.try_push(Boxed::new(9)).unwrap().is_none(),
+        "running: no second token"
+    );
+    let token = run.finish(false).expect("a message arrived during the run");
+    let mut run = mb.begin_run(token);
+    assert_eq!(*user(run.pop()), 9);
+    assert!(run.finish(false).is_none());
+}
+
+#[test]
+fn yielded_run_keeps_the_token() {
+    let mb: Mb<u32> = Mailbox::unbounded();
+    let token = mb.try_push(Boxed::new(1)).unwrap().unwrap();
+    mb.try_push(Boxed::new(2)).unwrap();
+    let mut run = mb.begin_run(token);
+    assert_eq!(*user(run.pop()), 1);
+    let token = run.finish(true).expect("yielded: still scheduled");
+    assert!(
+        mb.notify().is_none(),
+        "the yielded run holds the only token"
+    );
+    let mut run = mb.begin_run(token);
+    assert_eq!(*user(run.pop()), 2);
+    assert!(run.finish(false).is_none());
+}
+
+#[test]
+fn bounded_mailbox_returns_the_message_when_full() {
+    let mb: Mb<u32> = Mailbox::bounded(NonZeroU32::new(2).unwrap());
+    let token = mb.try_push(Boxed::new(1)).unwrap().unwrap();
+    mb.try_push(Boxed::new(2)).unwrap();
+    match mb.try_push(Boxed::new(3)) {
+        Err(PushError::Full(m)) => assert_eq!(*m, 3),
+        other => panic!("expected Full, got {other:?}"),
+    }
+    assert_eq!(mb.occupancy(), Some(2));
+    // Signals are never bounded.
+    assert!(mb.push_system(Boxed::new(100)).is_ok());
+    let mut run = mb.begin_run(token);
+    assert!(matches!(run.pop(), Some(Received::System(s)) if *s == 100));
+    assert_eq!(*user(run.pop()), 1);
+    assert_eq!(mb.occupancy(), Some(1));
+    assert!(
+        mb.try_push(Boxed::new(4)).is_ok(),
+        "a slot was freed by the receive"
+    );
+    assert_eq!(*user(run.pop()), 2);
+    assert_eq!(*user(run.pop()), 4);
+    assert!(run.finish(false).is_some(), "pushed during the run");
+}
+
+#[test]
+fn closed_mailbox_returns_messages_and_signals() {
+    let mb: Mb<u32> = Mailbox::unbounded();
+    assert!(mb.close());
+    assert!(!mb.close(), "second close reports it was already closed");
+    let err = mb.try_push(Boxed::new(5)).unwrap_err();
+    assert!(err.is_closed());
+    assert_eq!(*err.into_inner(), 5);
+    assert_eq!(*mb.push_system(Boxed::new(6)).unwrap_err(), 6);
+    assert_eq!(
+        PushError::Closed(()).to_string(),
+        "mailbox closed: the message was not sent"
+    );
+}
+
+#[test]
+fn run_sees_close_and_drains_what_was_accepted() {
+    let mb: Mb<u32> = Mailbox::unbounded();
+    let token = mb.try_push(Boxed::new(1)).unwrap().unwrap();
+    mb.try_push(Boxed::new(2)).unwrap();
+    let mut run = mb.begin_run(token);
+    assert!(!run.is_closed());
+    assert_eq!(*user(run.pop()), 1);
+    assert!(run.close());
+    assert!(run.is_closed());
+    // What was accepted before the close still comes out (for the dead-letter hook).
+    assert_eq!(*user(run.pop()), 2);
+    assert!(run.pop().is_none());
+    assert!(run.finish(false).is_none());
+    assert!(mb.try_push(Boxed::new(3)).unwrap_err().is_closed());
+}
+
+#[test]
+fn dropping_a_mailbox_drops_each_queued_message_once() {
+    let table = DropTable::new(10);
+    {
+        let mb: Mailbox<Boxed<common::Tracked>> = Mailbox::unbounded();
+        let token = mb.try_push(Boxed::new(table.make(0))).unwrap();
+        for id in 1..6 {
+            mb.try_push(Boxed::new(table.make(id))).unwrap();
+        }
+        for id in 6..10 {
+            mb.push_system(Boxed::new(table.make(id))).unwrap();
+        }
+        // Take two out and drop them here; leave the rest (and the token) to the mailbox.
+        let mut run = mb.begin_run(token.unwrap());
+        drop(run.pop());
+        drop(run.pop());
+        let _ = run.finish(false);
+        assert_eq!(table.count(6) + table.count(7), 2);
+    }
+    table.assert_each_dropped_once(10);
+}
+
+#[test]
+fn drain_hands_out_signals_then_user_messages() {
+    let mut mb: Mb<u32> = Mailbox::bounded(NonZeroU32::new(8).unwrap());
+    let _token = mb.try_push(Boxed::new(1)).unwrap();
+    mb.push_system(Boxed::new(10)).unwrap();
+    mb.try_push(Boxed::new(2)).unwrap();
+    let mut got = Vec::new();
+    mb.drain(|r| match r {
+        Received::System(s) => got.push(("sys", *s)),
+        Received::User(u) => got.push(("user", *u)),
+    });
+    assert_eq!(got, [("sys", 10), ("user", 1), ("user", 2)]);
+    assert_eq!(mb.occupancy(), Some(0));
+}
+
+#[test]
+#[should_panic(expected = "did not issue it")]
+fn a_token_from_another_mailbox_is_refused() {
+    let a: Mb<u32> = Mailbox::unbounded();
+    let b: Mb<u32> = Mailbox::unbounded();
+    let token = a.notify().unwrap();
+    let _ = b.notify().unwrap();
+    let _run = b.begin_run(token);
+}
