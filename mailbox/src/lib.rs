@@ -12,6 +12,8 @@
 //! | [`SchedState`] | IDLE / SCHEDULED / RUNNING / CLOSED, documented bit by bit in [`state`] |
 //! | [`Mailbox`] | user lane (optionally bounded) + system lane + state word |
 //! | [`Boxed`] | a heap node for a plain value (control signals, tests) |
+//! | [`ArenaWriter`], [`chunk`] | one thread's bump allocator over pooled 64 KiB chunks, biased refcounts |
+//! | [`Envelope`] | the owning handle to one message in a chunk: bytes, a plain value, or a shared copy |
 //!
 //! Every lock-free structure here has a loom model (`tests/loom_*.rs`), run in CI together
 //! with mutants (weakened orderings) that the models must reject.
@@ -35,14 +37,20 @@
 #![warn(missing_docs)]
 
 mod boxed;
+pub mod chunk;
+mod envelope;
 mod header;
 mod mailbox;
 mod queue;
 pub mod state;
 mod sync;
+mod writer;
 
 pub use boxed::Boxed;
+pub use chunk::{PoolConfig, PoolStats, CHUNK_ALIGN, DEFAULT_CHUNK_SIZE};
+pub use envelope::{Envelope, Kind, KIND_SHIFT, TYPE_TAG_MASK};
 pub use header::{Link, MsgHeader};
 pub use mailbox::{Mailbox, PushError, Received, Run, RunToken};
 pub use queue::{Linked, MpscQueue, Pop};
 pub use state::SchedState;
+pub use writer::{ArenaWriter, FillError, WriteError};

@@ -13,16 +13,20 @@
 //! [loom]: https://docs.rs/loom
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32};
+pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicUsize};
 #[cfg(loom)]
 #[allow(unused_imports)]
 pub(crate) use loom::sync::Arc;
+#[cfg(loom)]
+pub(crate) use loom::sync::Mutex;
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU32};
+pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicUsize};
 #[cfg(not(loom))]
 #[allow(unused_imports)]
 pub(crate) use std::sync::Arc;
+#[cfg(not(loom))]
+pub(crate) use std::sync::Mutex;
 
 pub(crate) use std::sync::atomic::Ordering;
 
@@ -114,6 +118,9 @@ pub(crate) mod ord {
         QUEUE_LINK = Release, mutant "link_relaxed" => Relaxed;
         /// The consumer's loads of `next`: pairs with `QUEUE_LINK`.
         QUEUE_NEXT = Acquire, mutant "next_relaxed" => Relaxed;
+        /// A chunk reference release (`fetch_sub`): Release so every access to the chunk by
+        /// this holder happens-before the recycle (the last holder's Acquire fence).
+        CHUNK_RELEASE = Release, mutant "chunk_release_relaxed" => Relaxed;
         /// `begin_run`: acquires everything the previous run and every notifier released.
         BEGIN_RUN = AcqRel, mutant "begin_run_relaxed" => Relaxed;
         /// `finish`: releases the actor state (handed to the next runner on any thread).
@@ -128,7 +135,8 @@ pub(crate) mod ord {
 /// `no_recheck` (finish ignores a notify that came during the run), `no_peek` (the user lane is
 /// popped without first observing it, so a system signal sent earlier can be overtaken),
 /// `notify_closed_no_token` (a notify on a closed mailbox schedules nothing, stranding late
-/// messages).
+/// messages), `chunk_release_relaxed` and `chunk_no_fence` (the last chunk release skips its
+/// Acquire fence).
 #[cfg(loom)]
 pub(crate) mod mutant {
     use std::sync::OnceLock;

@@ -1,0 +1,326 @@
+//! [`Envelope`]: the owning handle to one message in an arena chunk.
+//!
+//! # Payload kinds
+//!
+//! The top two bits of [`MsgHeader::tag`] say what follows the header; the low 30 bits are the
+//! message's type tag (given by the layer above: a stable hash of the type's name).
+//!
+//! | kind | payload | released by |
+//! |---|---|---|
+//! | [`Kind::Bytes`] | `len` bytes, 16-byte aligned (an rkyv archive, or any bytes) | dropping the envelope |
+//! | [`Kind::Plain`] | a `&'static PlainVTable` then a Rust value `T` (moved in, not serialized) | [`take`](Envelope::take) (moves `T` out) or drop (runs `T`'s destructor) |
+//! | [`Kind::Shared`] | a pointer to a `Bytes` message in another place (a broadcast copy) | dropping: releases both chunks |
+
+use core::any::TypeId;
+use core::fmt;
+use core::ptr::NonNull;
+
+use crate::chunk::ChunkHeader;
+use crate::header::{Link, MsgHeader};
+use crate::queue::Linked;
+
+/// Bit position of the kind in a header's tag.
+pub const KIND_SHIFT: u32 = 30;
+/// The bits of a tag that carry the message type.
+pub const TYPE_TAG_MASK: u32 = (1 << KIND_SHIFT) - 1;
+
+/// What an [`Envelope`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Bytes written in place (an rkyv archive).
+    Bytes,
+    /// A Rust value moved into the arena.
+    Plain,
+    /// A reference to bytes published once for many receivers.
+    Shared,
+}
+
+impl Kind {
+    pub(crate) const fn bits(self) -> u32 {
+        (match self {
+            Kind::Bytes => 0,
+            Kind::Plain => 1,
+            Kind::Shared => 2,
+        }) << KIND_SHIFT
+    }
+
+    fn of(tag: u32) -> Kind {
+        match tag >> KIND_SHIFT {
+            0 => Kind::Bytes,
+            1 => Kind::Plain,
+            _ => Kind::Shared,
+        }
+    }
+}
+
+/// How to drop and identify a plain value in the arena.
+pub(crate) struct PlainVTable {
+    pub(crate) drop_value: unsafe fn(*mut u8),
+    pub(crate) type_id: fn() -> TypeId,
+    pub(crate) type_name: fn() -> &'static str,
+    /// Offset of the value from the start of the payload.
+    pub(crate) value_offset: usize,
+}
+
+/// The payload of a plain message: the vtable, then the value.
+#[repr(C)]
+pub(crate) struct PlainNode<T> {
+    pub(crate) vtable: &'static PlainVTable,
+    pub(crate) value: T,
+}
+
+pub(crate) struct VTableOf<T>(core::marker::PhantomData<T>);
+
+impl<T: 'static> VTableOf<T> {
+    pub(crate) const VTABLE: PlainVTable = PlainVTable {
+        drop_value: drop_value::<T>,
+        type_id: TypeId::of::<T>,
+        type_name: core::any::type_name::<T>,
+        value_offset: core::mem::offset_of!(PlainNode<T>, value),
+    };
+}
+
+/// # Safety
+///
+/// `value` points to a live, initialised `T` that is dropped here once.
+unsafe fn drop_value<T>(value: *mut u8) {
+    // SAFETY: by the caller's contract.
+    unsafe { core::ptr::drop_in_place(value.cast::<T>()) }
+}
+
+/// The payload of a shared message: the published original.
+#[repr(C, align(16))]
+pub(crate) struct SharedNode {
+    pub(crate) target: NonNull<MsgHeader>,
+}
+
+/// An owning handle to one published message in an arena chunk.
+///
+/// Made by an [`ArenaWriter`](crate::ArenaWriter); travels through a [`Mailbox`](crate::Mailbox)
+/// as a pointer (it is [`Linked`]); dropped by the receiver, which releases its reference on
+/// the chunk (the chunk is recycled when its last message goes). The payload is never copied
+/// and never changes after publication.
+///
+/// ```
+/// use airssys_rt_mailbox::{ArenaWriter, Kind, PoolConfig};
+///
+/// let mut writer = ArenaWriter::new(PoolConfig::default());
+/// let env = writer.write_plain(String::from("hi")).unwrap();
+/// assert_eq!(env.kind(), Kind::Plain);
+/// assert_eq!(env.take::<String>().unwrap(), "hi");
+///
+/// let env = writer.copy_bytes(7, b"raw bytes").unwrap();
+/// assert_eq!(env.bytes(), Some(&b"raw bytes"[..]));
+/// assert_eq!(env.type_tag(), 7);
+/// ```
+pub struct Envelope {
+    header: NonNull<MsgHeader>,
+}
+
+// SAFETY: an envelope owns its message. Bytes never change after publication; a plain value is
+// `Send` (the writer requires it) and is only moved out by value or dropped, never shared.
+unsafe impl Send for Envelope {}
+
+impl Envelope {
+    /// Wraps a published header.
+    ///
+    /// # Safety
+    ///
+    /// `header` is a fully written message in an arena chunk, and the caller gives this
+    /// envelope the one reference on the chunk that the message holds.
+    pub(crate) unsafe fn from_header(header: NonNull<MsgHeader>) -> Self {
+        Self { header }
+    }
+
+    #[inline(always)]
+    fn header(&self) -> &MsgHeader {
+        // SAFETY: the envelope keeps its chunk alive, and the header is immutable (the link
+        // belongs to a queue only while the envelope is given up to it).
+        unsafe { self.header.as_ref() }
+    }
+
+    /// What the envelope carries.
+    #[inline]
+    pub fn kind(&self) -> Kind {
+        Kind::of(self.header().tag())
+    }
+
+    /// The message type tag (30 bits) given by the writer.
+    #[inline]
+    pub fn type_tag(&self) -> u32 {
+        self.header().tag() & TYPE_TAG_MASK
+    }
+
+    /// The payload length in bytes (for a plain value: its arena node).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.header().len() as usize
+    }
+
+    /// Whether the payload is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The header the bytes live behind (the original one, for a shared message).
+    #[inline]
+    fn bytes_header(&self) -> Option<NonNull<MsgHeader>> {
+        match self.kind() {
+            Kind::Bytes => Some(self.header),
+            // SAFETY: a shared node's payload is a `SharedNode` written before publication.
+            Kind::Shared => {
+                Some(unsafe { (*Self::payload(self.header).cast::<SharedNode>()).target })
+            }
+            Kind::Plain => None,
+        }
+    }
+
+    /// The header of the message's bytes (the original's, for a shared message; the node's own
+    /// for a plain value).
+    #[inline]
+    pub(crate) fn bytes_target(&self) -> NonNull<MsgHeader> {
+        self.bytes_header().unwrap_or(self.header)
+    }
+
+    /// The node's own header.
+    #[inline(always)]
+    pub(crate) fn raw_header(&self) -> NonNull<MsgHeader> {
+        self.header
+    }
+
+    #[inline(always)]
+    fn payload(header: NonNull<MsgHeader>) -> *mut u8 {
+        MsgHeader::payload_ptr(header.as_ptr()).cast_mut()
+    }
+
+    /// The payload bytes, read in place (16-byte aligned); `None` for a plain value.
+    #[inline]
+    pub fn bytes(&self) -> Option<&[u8]> {
+        let header = self.bytes_header()?;
+        #[cfg(loom)]
+        // SAFETY: the chunk is alive while we hold a reference on it.
+        unsafe {
+            (*ChunkHeader::of(header).as_ptr()).probe.with(|p| {
+                let _ = *p;
+            })
+        };
+        // SAFETY: the header and its `len` payload bytes were written before publication, are
+        // never written again, and stay alive while this envelope holds its reference.
+        unsafe {
+            let h = header.as_ref();
+            Some(core::slice::from_raw_parts(
+                Self::payload(header),
+                h.len() as usize,
+            ))
+        }
+    }
+
+    /// The address range of the chunk that holds the payload bytes (for zero-copy checks and
+    /// diagnostics). `None` for a plain value.
+    pub fn payload_chunk(&self) -> Option<core::ops::Range<usize>> {
+        let chunk = ChunkHeader::of(self.bytes_header()?);
+        let start = chunk.as_ptr() as usize;
+        Some(start..start + ChunkHeader::size(chunk))
+    }
+
+    fn vtable(&self) -> Option<&'static PlainVTable> {
+        (self.kind() == Kind::Plain).then(|| {
+            // SAFETY: a plain node's payload starts with its vtable reference.
+            unsafe { (*Self::payload(self.header).cast::<PlainNode<()>>()).vtable }
+        })
+    }
+
+    /// Whether this is a plain value of type `T`.
+    pub fn is<T: 'static>(&self) -> bool {
+        self.vtable()
+            .is_some_and(|vt| (vt.type_id)() == TypeId::of::<T>())
+    }
+
+    /// The type name of a plain value (for error messages).
+    pub fn plain_type_name(&self) -> Option<&'static str> {
+        self.vtable().map(|vt| (vt.type_name)())
+    }
+
+    /// Moves a plain value of type `T` out; gives the envelope back if it holds something else.
+    pub fn take<T: 'static>(self) -> Result<T, Self> {
+        let Some(vt) = self
+            .vtable()
+            .filter(|vt| (vt.type_id)() == TypeId::of::<T>())
+        else {
+            return Err(self);
+        };
+        let value_ptr = Self::payload(self.header)
+            .wrapping_add(vt.value_offset)
+            .cast::<T>();
+        // SAFETY: the node holds an initialised `T` (checked by `TypeId`) written before
+        // publication; we read it once and then release the chunk without dropping it.
+        let value = unsafe { value_ptr.read() };
+        let header = self.header;
+        core::mem::forget(self);
+        // SAFETY: the one reference this envelope held.
+        unsafe { ChunkHeader::release(ChunkHeader::of(header), 1) };
+        Ok(value)
+    }
+}
+
+impl Drop for Envelope {
+    fn drop(&mut self) {
+        /// Releases the chunk references even if a plain value's destructor panics.
+        struct ReleaseOnDrop(NonNull<MsgHeader>, Option<NonNull<MsgHeader>>);
+        impl Drop for ReleaseOnDrop {
+            fn drop(&mut self) {
+                // SAFETY: the references the envelope held: its own node's, and for a shared
+                // node, the one on the original's chunk.
+                unsafe {
+                    if let Some(target) = self.1 {
+                        ChunkHeader::release(ChunkHeader::of(target), 1);
+                    }
+                    ChunkHeader::release(ChunkHeader::of(self.0), 1);
+                }
+            }
+        }
+        let shared_target = (self.kind() == Kind::Shared)
+            .then(|| self.bytes_header())
+            .flatten();
+        let _release = ReleaseOnDrop(self.header, shared_target);
+        if let Some(vt) = self.vtable() {
+            // SAFETY: the plain value was not taken (take forgets the envelope), so it is
+            // initialised, and it is dropped once, here.
+            unsafe { (vt.drop_value)(Self::payload(self.header).wrapping_add(vt.value_offset)) };
+        }
+    }
+}
+
+// SAFETY: the link is the first field of the `#[repr(C)]` header, so the header pointer is
+// the link pointer. The envelope's reference keeps the chunk (and so the header) alive and in
+// place until `from_link` takes it back, and nothing else touches the link meanwhile. A header
+// is never at the dangling address (it is at least `DATA_OFFSET` into a chunk).
+unsafe impl Linked for Envelope {
+    #[inline]
+    fn into_link(self) -> NonNull<Link> {
+        let link = self.header.cast::<Link>();
+        core::mem::forget(self);
+        link
+    }
+
+    #[inline]
+    unsafe fn from_link(link: NonNull<Link>) -> Self {
+        Self {
+            header: link.cast::<MsgHeader>(),
+        }
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Envelope");
+        d.field("kind", &self.kind())
+            .field("type_tag", &format_args!("{:#x}", self.type_tag()))
+            .field("len", &self.len());
+        if let Some(name) = self.plain_type_name() {
+            d.field("type", &name);
+        }
+        d.finish()
+    }
+}
