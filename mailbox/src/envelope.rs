@@ -7,9 +7,10 @@
 //!
 //! | kind | payload | released by |
 //! |---|---|---|
-//! | [`Kind::Bytes`] | `len` bytes, 16-byte aligned (an rkyv archive, or any bytes) | dropping the envelope |
+//! | [`Kind::Bytes`] | `len` bytes, 16-byte aligned, unverified (any bytes) | dropping the envelope |
+//! | [`Kind::Archived`] | `len` bytes, 16-byte aligned, *verified*: written by a trusted serializer, or validated, for the type tag ([`ArenaWriter::write_verified`](crate::ArenaWriter::write_verified)) | dropping the envelope |
 //! | [`Kind::Plain`] | a `&'static PlainVTable` then a Rust value `T` (moved in, not serialized) | [`take`](Envelope::take) (moves `T` out) or drop (runs `T`'s destructor) |
-//! | [`Kind::Shared`] | a pointer to a `Bytes` message in another place (a broadcast copy) | dropping: releases both chunks |
+//! | [`Kind::Shared`] | a pointer to a `Bytes` or `Archived` message in another place (a broadcast copy) | dropping: releases both chunks |
 
 use core::any::TypeId;
 use core::fmt;
@@ -27,8 +28,10 @@ pub const TYPE_TAG_MASK: u32 = (1 << KIND_SHIFT) - 1;
 /// What an [`Envelope`] carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Bytes written in place (an rkyv archive).
+    /// Bytes written in place, not verified.
     Bytes,
+    /// Bytes verified for their type tag (see [`Envelope::is_verified`]).
+    Archived,
     /// A Rust value moved into the arena.
     Plain,
     /// A reference to bytes published once for many receivers.
@@ -41,6 +44,7 @@ impl Kind {
             Kind::Bytes => 0,
             Kind::Plain => 1,
             Kind::Shared => 2,
+            Kind::Archived => 3,
         }) << KIND_SHIFT
     }
 
@@ -48,7 +52,8 @@ impl Kind {
         match tag >> KIND_SHIFT {
             0 => Kind::Bytes,
             1 => Kind::Plain,
-            _ => Kind::Shared,
+            2 => Kind::Shared,
+            _ => Kind::Archived,
         }
     }
 }
@@ -167,10 +172,11 @@ impl Envelope {
     #[inline]
     fn bytes_header(&self) -> Option<NonNull<MsgHeader>> {
         match self.kind() {
-            Kind::Bytes => Some(self.header),
-            // SAFETY: a shared node's payload is a `SharedNode` written before publication.
+            Kind::Bytes | Kind::Archived => Some(self.header),
             Kind::Shared => {
-                Some(unsafe { (*Self::payload(self.header).cast::<SharedNode>()).target })
+                // SAFETY: a shared node's payload is a `SharedNode` written before publication.
+                let node = unsafe { &*Self::payload(self.header).cast::<SharedNode>() };
+                Some(node.target)
             }
             Kind::Plain => None,
         }
@@ -214,6 +220,16 @@ impl Envelope {
                 h.len() as usize,
             ))
         }
+    }
+
+    /// Whether the bytes are verified for the type tag: written by a trusted serializer or
+    /// validated before publication (kind [`Kind::Archived`], or a shared copy of such bytes).
+    /// Readers may skip validation exactly when this is `true`.
+    #[inline]
+    pub fn is_verified(&self) -> bool {
+        self.bytes_header()
+            // SAFETY: the original's header is alive while we hold a reference on its chunk.
+            .is_some_and(|h| Kind::of(unsafe { h.as_ref() }.tag()) == Kind::Archived)
     }
 
     /// The address range of the chunk that holds the payload bytes (for zero-copy checks and

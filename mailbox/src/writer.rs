@@ -224,9 +224,37 @@ impl ArenaWriter {
         &mut self,
         type_tag: u32,
         min_len: usize,
+        fill: impl FnMut(&mut [MaybeUninit<u8>]) -> Result<usize, FillError<E>>,
+    ) -> Result<Envelope, WriteError<E>> {
+        self.write_kind(Kind::Bytes, type_tag, min_len, fill)
+    }
+
+    /// Like [`write_bytes_sized`](Self::write_bytes_sized), but the message is marked verified
+    /// ([`Kind::Archived`]): readers may trust its bytes for `type_tag` without validating.
+    ///
+    /// # Safety
+    ///
+    /// Whenever `fill` returns `Ok(len)`, the `len` bytes it wrote at the start of its region
+    /// must be a valid encoding of the type that `type_tag` names, by the definition of
+    /// whoever reads them unchecked (in airssys-rt: an rkyv archive of that type, written by
+    /// rkyv's serializer or validated with bytecheck), given that they start 16-byte aligned.
+    pub unsafe fn write_verified<E>(
+        &mut self,
+        type_tag: u32,
+        min_len: usize,
+        fill: impl FnMut(&mut [MaybeUninit<u8>]) -> Result<usize, FillError<E>>,
+    ) -> Result<Envelope, WriteError<E>> {
+        self.write_kind(Kind::Archived, type_tag, min_len, fill)
+    }
+
+    fn write_kind<E>(
+        &mut self,
+        kind: Kind,
+        type_tag: u32,
+        min_len: usize,
         mut fill: impl FnMut(&mut [MaybeUninit<u8>]) -> Result<usize, FillError<E>>,
     ) -> Result<Envelope, WriteError<E>> {
-        let tag = (type_tag & TYPE_TAG_MASK) | Kind::Bytes.bits();
+        let tag = (type_tag & TYPE_TAG_MASK) | kind.bits();
         let inline = self.max_inline();
         if min_len > inline {
             return self.write_large(tag, min_len, fill);

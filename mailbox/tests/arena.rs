@@ -33,7 +33,7 @@ fn bytes_round_trip_aligned_in_the_chunk() {
         let addr = env.bytes().unwrap().as_ptr() as usize;
         assert_eq!(addr % 16, 0, "payload not 16-aligned");
         let chunk = env.payload_chunk().unwrap();
-        assert!(chunk.contains(&addr) && chunk.start % CHUNK_ALIGN == 0);
+        assert!(chunk.contains(&addr) && chunk.start.is_multiple_of(CHUNK_ALIGN));
         envs.push(env);
     }
     // All in one 64 KiB chunk, in order.
