@@ -3,26 +3,30 @@
 //! One `u32` per mailbox decides who may run its consumer. It follows async-task's `state.rs`
 //! (and tokio's task state): the bits below, changed only by read-modify-write operations.
 //!
-//! # Bits
+//! # Layout (`u64`)
 //!
-//! | bit | name | set by | cleared by | meaning |
+//! | bits | name | set by | cleared by | meaning |
 //! |---|---|---|---|---|
-//! | 0 | `SCHEDULED` | [`notify`](SchedState::notify) (a send, a wake-up), [`finish`](SchedState::finish) when it reschedules | [`begin_run`](SchedState::begin_run) | the consumer has work it has not started on. If `RUNNING` is clear, exactly one [`RunToken`](crate::RunToken) exists for it |
-//! | 1 | `RUNNING` | `begin_run` | `finish` | a consumer is running; it owns the consumer end of the queues and the actor state |
-//! | 2 | `CLOSED` | [`close`](SchedState::close) | never | no new message is accepted; whatever is still queued or in flight is handed back by later runs |
+//! | 0 | `RUNNING` | [`begin_run`](SchedState::begin_run) | [`finish`](SchedState::finish) | a consumer is running; it owns the consumer end of the queues and the actor state |
+//! | 1 | `CLOSED` | [`close`](SchedState::close) | never | no new message is accepted; whatever is still queued or in flight is handed back by later runs |
+//! | 2..64 | `NOTIFIED` (a count) | [`notify`](SchedState::notify) adds one (a send, a wake-up); `finish` sets it to one when it reschedules | `begin_run` (to zero) | notifications not yet seen by a run. The mailbox is *scheduled* when the count is non-zero: if `RUNNING` is clear, exactly one [`RunToken`](crate::RunToken) exists for it |
 //!
-//! Bits 3..32 are zero.
+//! Why a count and not a `SCHEDULED` bit: a notify must learn whether the mailbox was idle
+//! (no notification pending *and* not running). With a bit, that needs `fetch_or` plus a test of
+//! two bits of the old value, which x86 compiles to a `lock cmpxchg` retry loop; with a count
+//! it is one `lock xadd` (`fetch_add`), wait-free. `NOTIFIED` is 62 bits wide: it cannot
+//! overflow (each notify follows a push of a distinct message, or a wake-up).
 //!
 //! # Transitions
 //!
 //! ```text
-//!              notify (returns "schedule it")
-//!   IDLE ───────────────────────────────────────▶ SCHEDULED
-//!    ▲                                                │ begin_run
-//!    │ finish, no notify came                         ▼
-//!    └──────────────────────────────────────────── RUNNING ◀──┐
-//!                                                     │ notify│ (no token: the runner
-//!    SCHEDULED ◀── finish (yielded, or notified) ─ RUNNING|SCHEDULED  will reschedule)
+//!                 notify (count 0 -> 1, returns "schedule it")
+//!   IDLE ─────────────────────────────────────────────▶ SCHEDULED (count > 0)
+//!    ▲                                                     │ begin_run (count := 0)
+//!    │ finish, count still 0                               ▼
+//!    └──────────────────────────────────────────────── RUNNING ◀──┐
+//!                                                          │ notify │ (count += 1, no token:
+//!    SCHEDULED ◀── finish (yielded, or count > 0) ── RUNNING, count > 0    the runner reschedules)
 //! ```
 //!
 //! `CLOSED` is orthogonal: it is ORed in once and never removed, and every transition above
@@ -32,12 +36,12 @@
 //! # Invariants
 //!
 //! * **S1, exactly one runner.** A [`RunToken`](crate::RunToken) is created only by the
-//!   transition into `SCHEDULED` with `RUNNING` clear: by a notify that finds neither bit set,
-//!   or by a `finish` that leaves `SCHEDULED` set. So at most one token exists at a time, and
-//!   `RUNNING` excludes a second runner.
+//!   transition into *scheduled* with `RUNNING` clear: by the notify that moves the count from
+//!   0 with `RUNNING` clear, or by a `finish` that leaves the count non-zero. So at most one
+//!   token exists at a time, and `RUNNING` excludes a second runner.
 //! * **S2, no lost wake-up.** A notify either finds the mailbox idle (and schedules it) or
-//!   finds it scheduled or running. In the running case it sets `SCHEDULED`, which `finish`
-//!   sees (the RMWs on one word are totally ordered), so the runner reschedules.
+//!   finds it scheduled or running. In the running case its increment is seen by `finish`
+//!   (the RMWs on one word are totally ordered), so the runner reschedules.
 //! * **S4, every write is an RMW.** No plain `store`: clearer, and loom#254 reports false
 //!   races when a plain store meets concurrent RMWs on the same atomic.
 //!
@@ -51,46 +55,45 @@
 
 use core::fmt;
 
-use crate::sync::{ord, AtomicU32, Ordering};
+use crate::sync::{ord, AtomicU64, Ordering};
 
-/// A consumer has work it has not started on.
-pub const SCHEDULED: u32 = 1 << 0;
 /// A consumer is running.
-pub const RUNNING: u32 = 1 << 1;
+pub const RUNNING: u64 = 1 << 0;
 /// The mailbox takes no new messages.
-pub const CLOSED: u32 = 1 << 2;
+pub const CLOSED: u64 = 1 << 1;
+/// One notification (the `NOTIFIED` count starts at bit 2).
+pub const NOTIFIED_ONE: u64 = 1 << 2;
+/// The bits of the `NOTIFIED` count.
+pub const NOTIFIED_MASK: u64 = !(NOTIFIED_ONE - 1);
 
 /// The scheduling state word. See the [module docs](self) for the bits and invariants.
-pub struct SchedState(AtomicU32);
+pub struct SchedState(AtomicU64);
 
 impl SchedState {
     /// A new state: idle and open.
     pub fn new() -> Self {
-        Self(AtomicU32::new(0))
+        Self(AtomicU64::new(0))
     }
 
     /// Records that there is work. Returns `true` if the caller must schedule a run: the
     /// mailbox was idle, and the caller now holds the only token.
     #[inline]
     pub fn notify(&self) -> bool {
-        let prev = self.0.fetch_or(SCHEDULED, Ordering::AcqRel);
+        let prev = self.0.fetch_add(NOTIFIED_ONE, Ordering::AcqRel);
         if crate::sync::mutant("notify_closed_no_token") && prev & CLOSED != 0 {
             return false;
         }
-        prev & (SCHEDULED | RUNNING) == 0
+        prev & (NOTIFIED_MASK | RUNNING) == 0
     }
 
-    /// Starts a run: `SCHEDULED` becomes `RUNNING`. Returns the state before.
+    /// Starts a run: the count goes to zero and `RUNNING` is set. Returns the state before.
     ///
-    /// The caller must hold the token (`SCHEDULED` set, `RUNNING` clear).
+    /// The caller must hold the token (count non-zero, `RUNNING` clear).
     #[inline]
-    pub fn begin_run(&self) -> u32 {
-        // With SCHEDULED set and RUNNING clear (the token's precondition), flipping both bits
-        // clears SCHEDULED and sets RUNNING in one RMW, keeping CLOSED.
-        let prev = self.0.fetch_xor(SCHEDULED | RUNNING, ord::BEGIN_RUN());
-        debug_assert_eq!(
-            prev & (SCHEDULED | RUNNING),
-            SCHEDULED,
+    pub fn begin_run(&self) -> u64 {
+        let prev = self.update(ord::BEGIN_RUN(), |s| (s & CLOSED) | RUNNING);
+        debug_assert!(
+            prev & RUNNING == 0 && prev & NOTIFIED_MASK != 0,
             "begin_run without the token"
         );
         prev
@@ -101,20 +104,16 @@ impl SchedState {
     /// during the run.
     #[inline]
     pub fn finish(&self, yielded: bool) -> bool {
-        if yielded {
-            // Two RMWs: in between (RUNNING|SCHEDULED) notifiers get no token; after the second
-            // one the state is SCHEDULED and the token is ours.
-            self.0.fetch_or(SCHEDULED, Ordering::AcqRel);
-            self.0.fetch_and(!RUNNING, ord::FINISH_RUN());
-            return true;
-        }
-        let prev = self.0.fetch_and(!RUNNING, ord::FINISH_RUN());
+        let recheck = !crate::sync::mutant("no_recheck");
+        let prev = self.update(ord::FINISH_RUN(), |s| {
+            if yielded || (recheck && s & NOTIFIED_MASK != 0) {
+                (s & CLOSED) | NOTIFIED_ONE
+            } else {
+                s & CLOSED
+            }
+        });
         debug_assert!(prev & RUNNING != 0, "finish without begin_run");
-        if crate::sync::mutant("no_recheck") {
-            return false;
-        }
-        // A notify during the run set SCHEDULED but got no token (it saw RUNNING): we take it.
-        prev & SCHEDULED != 0
+        yielded || (recheck && prev & NOTIFIED_MASK != 0)
     }
 
     /// Closes. Returns `true` if this call closed it (it was open).
@@ -129,10 +128,26 @@ impl SchedState {
         self.0.load(Ordering::Acquire) & CLOSED != 0
     }
 
-    /// A snapshot of the bits (for diagnostics and tests; it may be stale at once).
+    /// A snapshot of the word (for diagnostics and tests; it may be stale at once).
     #[inline]
-    pub fn load(&self) -> u32 {
+    pub fn load(&self) -> u64 {
         self.0.load(Ordering::Acquire)
+    }
+
+    /// A compare-exchange loop applying `f`; returns the previous value. Only `begin_run` and
+    /// `finish` use it (once per run), and they race only with notifies and a close.
+    #[inline]
+    fn update(&self, success: Ordering, f: impl Fn(u64) -> u64) -> u64 {
+        let mut current = self.0.load(Ordering::Relaxed);
+        loop {
+            match self
+                .0
+                .compare_exchange_weak(current, f(current), success, Ordering::Relaxed)
+            {
+                Ok(prev) => return prev,
+                Err(actual) => current = actual,
+            }
+        }
     }
 }
 
@@ -146,7 +161,7 @@ impl fmt::Debug for SchedState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.load();
         f.debug_struct("SchedState")
-            .field("scheduled", &(s & SCHEDULED != 0))
+            .field("notified", &(s >> NOTIFIED_ONE.trailing_zeros()))
             .field("running", &(s & RUNNING != 0))
             .field("closed", &(s & CLOSED != 0))
             .finish()
