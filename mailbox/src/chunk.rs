@@ -430,14 +430,25 @@ impl PoolShared {
     ///
     /// # Safety
     ///
-    /// The caller holds a reference on the pool.
+    /// Only the pool's writer calls this (it may trim the free list, of which it is the single
+    /// consumer), and it holds its reference on the pool.
     pub(crate) unsafe fn take_large(
         pool: NonNull<PoolShared>,
         size: usize,
     ) -> Result<NonNull<ChunkHeader>, ChunkError> {
         // SAFETY: the caller's reference keeps the pool alive.
         let shared = unsafe { pool.as_ref() };
-        shared.reserve(size)?;
+        match shared.reserve(size) {
+            Ok(()) => {}
+            Err(ChunkError::Exhausted) => {
+                // Free chunks count against the budget too: give them back to the system and
+                // try again, so a large message is not refused for space nobody is using.
+                // SAFETY: only the pool's writer calls this (see `# Safety`).
+                unsafe { shared.trim() };
+                shared.reserve(size)?;
+            }
+            Err(e @ ChunkError::TooLarge) => return Err(e),
+        }
         let Some(chunk) = ChunkHeader::allocate(pool, size, ChunkKind::Large) else {
             shared.bytes.fetch_sub(size, Ordering::Relaxed);
             return Err(ChunkError::Exhausted);
@@ -447,6 +458,20 @@ impl PoolShared {
         // SAFETY: fresh and ours alone.
         unsafe { (*chunk.as_ptr()).refs.store(1, Ordering::Relaxed) };
         Ok(chunk)
+    }
+
+    /// Frees every chunk in the free list, returning their bytes to the budget.
+    ///
+    /// # Safety
+    ///
+    /// Only the pool's writer calls this (the free list's single consumer).
+    unsafe fn trim(&self) {
+        // SAFETY: the caller is the single consumer.
+        while let Pop::Data(chunk) = unsafe { self.free.pop() } {
+            drop(chunk);
+            self.bytes
+                .fetch_sub(self.config.chunk_size, Ordering::Relaxed);
+        }
     }
 
     /// Reserves `size` bytes of the budget.

@@ -304,9 +304,7 @@ impl ArenaWriter {
             return Err(WriteError::TooLarge { max_bytes: max });
         }
         loop {
-            // SAFETY: we hold our reference on the pool.
-            let chunk =
-                unsafe { PoolShared::take_large(self.pool, size) }.map_err(|e| self.error(e))?;
+            let chunk = self.take_large(size).map_err(|e| self.error(e))?;
             let start = DATA_OFFSET + HEADER;
             // SAFETY: a fresh chunk of ours: nobody else can see it yet.
             let region = unsafe { region(chunk, start, size) };
@@ -386,8 +384,7 @@ impl ArenaWriter {
         } else {
             let offset = DATA_OFFSET + pad(DATA_OFFSET);
             let size = (offset + HEADER + node_size).next_multiple_of(16);
-            // SAFETY: we hold our reference on the pool.
-            match unsafe { PoolShared::take_large(self.pool, size) } {
+            match self.take_large(size) {
                 Ok(chunk) => ChunkHeader::at(chunk, offset).cast::<MsgHeader>(),
                 Err(e) => return Err((value, self.error(e))),
             }
@@ -435,6 +432,20 @@ impl ArenaWriter {
                 .write(SharedNode { target })
         };
         Ok(env)
+    }
+
+    /// Takes a large chunk. When the budget is short, first gives back our own current chunk
+    /// (a large message would not go there anyway) so that its space can be reused.
+    fn take_large(&mut self, size: usize) -> Result<NonNull<ChunkHeader>, ChunkError> {
+        // SAFETY: we are the pool's writer and hold our reference.
+        match unsafe { PoolShared::take_large(self.pool, size) } {
+            Err(ChunkError::Exhausted) if self.chunk.is_some() => {
+                self.retire();
+                // SAFETY: as above.
+                unsafe { PoolShared::take_large(self.pool, size) }
+            }
+            other => other,
+        }
     }
 
     fn error<E>(&self, e: ChunkError) -> WriteError<E> {
