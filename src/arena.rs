@@ -59,6 +59,17 @@ thread_local! {
     static WRITER: RefCell<Option<ArenaWriter>> = const { RefCell::new(None) };
 }
 
+/// Gives the current thread a new writer with its own pool configuration (for a thread with
+/// unusual traffic: a broadcaster, a bulk loader). The old writer, if any, is dropped: its
+/// chunks live on until their messages are dropped.
+pub fn set_thread_pool_config(config: PoolConfig) {
+    WRITER.with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut() {
+            *slot = Some(ArenaWriter::new(config));
+        }
+    });
+}
+
 /// Runs `f` with this thread's arena writer (created on first use).
 ///
 /// Re-entrant calls (from inside `f`) get a temporary writer of their own.

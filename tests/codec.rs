@@ -289,7 +289,7 @@ fn a_stalled_receiver_bounds_memory_and_the_sender_gets_its_value_back() {
     let max = 4 * 16 * 1024;
     // A thread of its own, so that its thread writer uses this small pool.
     thread::spawn(move || {
-        arena::set_pool_config(PoolConfig::default().chunk_size(16 * 1024).max_bytes(max));
+        arena::set_thread_pool_config(PoolConfig::default().chunk_size(16 * 1024).max_bytes(max));
         let mb: Mailbox<Envelope, Boxed<()>> = Mailbox::unbounded();
         let msg = |i: u64| Rich {
             id: i,
@@ -345,7 +345,9 @@ fn a_waiting_send_waits_for_the_receiver_to_free_space() {
     let sender = {
         let mb = mb.clone();
         thread::spawn(move || {
-            arena::set_pool_config(PoolConfig::default().chunk_size(4096).max_bytes(2 * 4096));
+            arena::set_thread_pool_config(
+                PoolConfig::default().chunk_size(4096).max_bytes(2 * 4096),
+            );
             for i in 0..total {
                 let msg = Pod {
                     a: i,
@@ -387,7 +389,7 @@ fn a_waiting_send_waits_for_the_receiver_to_free_space() {
 #[test]
 fn messages_larger_than_the_pool_are_refused_not_waited_for() {
     thread::spawn(|| {
-        arena::set_pool_config(PoolConfig::default().max_bytes(256 * 1024));
+        arena::set_thread_pool_config(PoolConfig::default().max_bytes(256 * 1024));
         let mb: Mailbox<Envelope, Boxed<()>> = Mailbox::unbounded();
         let huge = Rich {
             id: 0,
