@@ -5,11 +5,26 @@
 //! * [`codec`]: messages as rkyv archives written straight into arena chunks and read in
 //!   place; bytes from outside the process validated before use.
 //! * [`arena`]: each sending thread's arena writer, and non-blocking or waiting sends.
+//! * [`Actor`], [`Handler`], [`ActorRef`], [`Ctx`]: the actor layer (links, monitors, exit
+//!   reasons, ask).
+//! * [`Schedule`] / [`Runnable`]: the host-facing API; [`ThreadPool`] and [`ManualDriver`]
+//!   are the built-in hosts.
 
 pub use airssys_rt_mailbox as mailbox;
 pub use rkyv;
 
+mod actor;
 pub mod arena;
 pub mod codec;
+mod driver;
+mod exit;
+mod registry;
 
+pub use actor::{
+    Actor, ActorRef, Archived, AskError, Ctx, Handler, Pid, Reply, RunOutcome, Runnable, Schedule,
+    SendError, SpawnError, System, SystemStats, DEFAULT_BUDGET,
+};
 pub use codec::Message;
+pub use driver::{ManualDriver, ThreadPool};
+pub use exit::{ActorId, ExitReason, MonitorRef};
+pub use registry::RegisterError;

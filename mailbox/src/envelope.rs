@@ -258,6 +258,13 @@ impl Envelope {
         self.vtable().map(|vt| (vt.type_name)())
     }
 
+    /// The address of a plain value (for layers that know the value's type by construction,
+    /// such as a dispatch function stored at its start). `None` for bytes.
+    pub fn plain_ptr(&self) -> Option<NonNull<u8>> {
+        let vt = self.vtable()?;
+        NonNull::new(Self::payload(self.header).wrapping_add(vt.value_offset))
+    }
+
     /// Moves a plain value of type `T` out; gives the envelope back if it holds something else.
     pub fn take<T: 'static>(self) -> Result<T, Self> {
         let Some(vt) = self

@@ -38,10 +38,10 @@
 
 mod boxed;
 pub mod chunk;
-mod envelope;
-mod header;
+pub mod envelope;
+pub mod header;
 mod mailbox;
-mod queue;
+pub mod queue;
 pub mod state;
 mod sync;
 mod writer;

@@ -48,7 +48,7 @@
 //! consumer owns it outright. No hazard pointers, no epochs, no ABA.
 //!
 //! **The stub is not an address.** `head`, `tail` and links refer to the stub through a
-//! sentinel value ([`STUB`]) rather than through the stub's address. No stored pointer ever
+//! sentinel value (`STUB`) rather than through the stub's address. No stored pointer ever
 //! points into the queue itself, so a queue that is not in use can be moved freely (it lives
 //! inline in a mailbox, with no allocation of its own).
 

@@ -1,0 +1,1271 @@
+//! Actors, their addresses, and the run loop that drives them.
+//!
+//! An actor is a value (its state, reached as `&mut self`) with a mailbox. Each message type it
+//! accepts has a [`Handler`]; lifecycle hooks run when it starts and stops. Every handler and
+//! hook runs under `catch_unwind`: a panic becomes the actor's [`ExitReason::Panicked`], which
+//! reaches its links and monitors, and never takes the runtime down.
+//!
+//! Messages are plain Rust values (moved into the sending thread's arena, no serialization,
+//! no `Box`) or rkyv archives read in place ([`Actor::handle_archived`]). Signals (exit,
+//! down, link, monitor, kill) travel on the mailbox's system lane: a full user mailbox never
+//! blocks or delays them.
+//!
+//! ```
+//! use airssys_rt::{Actor, Ctx, Handler, ManualDriver};
+//!
+//! struct Counter(u64);
+//! impl Actor for Counter {}
+//!
+//! struct Add(u64);
+//! impl Handler<Add> for Counter {
+//!     type Reply = u64;
+//!     fn handle(&mut self, Add(n): Add, _ctx: &mut Ctx<Self>) -> u64 {
+//!         self.0 += n;
+//!         self.0
+//!     }
+//! }
+//!
+//! let driver = ManualDriver::new(7);
+//! let counter = driver.system().spawn(Counter(0)).unwrap();
+//! counter.tell(Add(2)).unwrap();
+//! let reply = counter.ask(Add(3));
+//! driver.run_until_idle();
+//! assert_eq!(reply.try_take(), Some(Ok(5)));
+//! ```
+
+use core::fmt;
+use core::panic::AssertUnwindSafe;
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::panic::catch_unwind;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use crate::arena;
+use crate::codec::{self, Message};
+use crate::exit::{ActorId, ExitReason, MonitorRef};
+use crate::mailbox::{Boxed, Envelope, Mailbox, PushError, Received, RunToken};
+use crate::registry::{Names, RegisterError, Slab};
+
+/// The default number of user messages a run handles before it yields.
+pub const DEFAULT_BUDGET: usize = 128;
+
+/// An actor: its state and its lifecycle hooks. Messages are accepted through [`Handler`]
+/// implementations (plain values) and [`handle_archived`](Actor::handle_archived) (archives).
+#[allow(unused_variables)]
+pub trait Actor: Send + Sized + 'static {
+    /// Runs once, before any message.
+    fn started(&mut self, ctx: &mut Ctx<Self>) {}
+
+    /// Runs when the actor stops (not when it is killed), before it is dropped.
+    fn stopping(&mut self, ctx: &mut Ctx<Self>, reason: &ExitReason) {}
+
+    /// An exit signal from a linked actor (or a [`stop`](ActorRef::stop) request) while the
+    /// actor traps exits ([`Ctx::trap_exit`]). The default stops the actor with the same
+    /// reason unless it is `normal`, as a gen_server does.
+    fn handle_exit(&mut self, ctx: &mut Ctx<Self>, from: Option<ActorId>, reason: ExitReason) {
+        if !reason.is_normal() {
+            ctx.stop_with(reason);
+        }
+    }
+
+    /// A monitored actor stopped (or did not exist: [`ExitReason::NoProc`]).
+    fn handle_down(
+        &mut self,
+        ctx: &mut Ctx<Self>,
+        monitor: MonitorRef,
+        from: ActorId,
+        reason: ExitReason,
+    ) {
+    }
+
+    /// An archived message (sent with [`ActorRef::tell_archived`] or from outside the
+    /// process). Look at it with [`Archived::get`]. The default counts it as a dead letter.
+    fn handle_archived(&mut self, ctx: &mut Ctx<Self>, msg: Archived<'_>) {
+        ctx.dead_letter();
+    }
+}
+
+/// How an actor handles messages of type `M` (plain Rust values, moved, not serialized).
+pub trait Handler<M: Send + 'static>: Actor {
+    /// What [`ActorRef::ask`] returns.
+    type Reply: Send + 'static;
+
+    /// Handles one message.
+    fn handle(&mut self, msg: M, ctx: &mut Ctx<Self>) -> Self::Reply;
+}
+
+/// An archived message, read in place in the sender's arena chunk.
+pub struct Archived<'a> {
+    env: &'a Envelope,
+}
+
+impl<'a> Archived<'a> {
+    /// The message as an `M`, if it is one (type tag and validity checked).
+    pub fn get<M: Message>(&self) -> Option<&'a rkyv::Archived<M>> {
+        codec::view::<M>(self.env).ok()
+    }
+
+    /// The message's type tag.
+    pub fn type_tag(&self) -> u32 {
+        self.env.type_tag()
+    }
+
+    /// The envelope (for zero-copy forwarding checks and diagnostics).
+    pub fn envelope(&self) -> &'a Envelope {
+        self.env
+    }
+}
+
+/// Control signals (the mailbox's system lane).
+pub(crate) enum Signal {
+    /// An exit signal: from a link, or a stop request (`from: None`).
+    Exit {
+        from: Option<ActorId>,
+        reason: ExitReason,
+    },
+    Kill,
+    Down {
+        monitor: MonitorRef,
+        from: ActorId,
+        reason: ExitReason,
+    },
+    Link(Pid),
+    Unlink(ActorId),
+    Monitor {
+        monitor: MonitorRef,
+        watcher: Pid,
+    },
+    Demonitor(MonitorRef),
+}
+
+type ActorMailbox = Mailbox<Envelope, Boxed<Signal>>;
+
+/// A plain message on its way: the delivery function first (so the receiver can find it
+/// without knowing `M`), then the payload.
+#[repr(C)]
+struct Letter<A: Actor, M> {
+    deliver: Deliver<A>,
+    payload: M,
+}
+
+type Deliver<A> = fn(&mut A, &mut Ctx<A>, Envelope);
+
+fn deliver_tell<A: Handler<M>, M: Send + 'static>(actor: &mut A, ctx: &mut Ctx<A>, env: Envelope) {
+    if let Ok(letter) = env.take::<Letter<A, M>>() {
+        let _ = actor.handle(letter.payload, ctx);
+    }
+}
+
+fn deliver_ask<A: Handler<M>, M: Send + 'static>(actor: &mut A, ctx: &mut Ctx<A>, env: Envelope) {
+    if let Ok(letter) = env.take::<Letter<A, (M, ReplyTo<A::Reply>)>>() {
+        let (msg, reply) = letter.payload;
+        reply.send(actor.handle(msg, ctx));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Replies
+// ------------------------------------------------------------------------------------------
+
+struct ReplySlot<R> {
+    state: Mutex<ReplyState<R>>,
+    ready: Condvar,
+}
+
+enum ReplyState<R> {
+    Waiting(Option<Waker>),
+    Done(Result<R, AskError>),
+    Taken,
+}
+
+/// The sending half of a reply (inside an ask's letter). Dropping it unanswered (the actor
+/// died with the request queued) completes the ask with [`AskError::ActorDied`].
+struct ReplyTo<R>(Option<Arc<ReplySlot<R>>>);
+
+impl<R> ReplyTo<R> {
+    fn send(mut self, value: R) {
+        if let Some(slot) = self.0.take() {
+            slot.complete(Ok(value));
+        }
+    }
+}
+
+impl<R> Drop for ReplyTo<R> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take() {
+            slot.complete(Err(AskError::ActorDied));
+        }
+    }
+}
+
+impl<R> ReplySlot<R> {
+    fn complete(&self, result: Result<R, AskError>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let ReplyState::Waiting(waker) = std::mem::replace(&mut *state, ReplyState::Done(result))
+        {
+            drop(state);
+            self.ready.notify_all();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// Why an ask got no reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AskError {
+    /// No reply within the timeout.
+    Timeout,
+    /// The actor stopped before replying (or was already gone).
+    ActorDied,
+    /// The actor's mailbox (or the sender's arena) had no room.
+    Full,
+}
+
+impl fmt::Display for AskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AskError::Timeout => "ask timed out",
+            AskError::ActorDied => "the actor stopped before replying",
+            AskError::Full => "the actor's mailbox is full",
+        })
+    }
+}
+
+impl std::error::Error for AskError {}
+
+/// A pending reply: wait for it ([`wait`](Reply::wait)), poll it ([`try_take`](Reply::try_take)),
+/// or `.await` it.
+pub struct Reply<R> {
+    slot: Arc<ReplySlot<R>>,
+}
+
+impl<R> Reply<R> {
+    fn failed(e: AskError) -> Self {
+        Self {
+            slot: Arc::new(ReplySlot {
+                state: Mutex::new(ReplyState::Done(Err(e))),
+                ready: Condvar::new(),
+            }),
+        }
+    }
+
+    /// The reply if it has arrived (once).
+    pub fn try_take(&self) -> Option<Result<R, AskError>> {
+        let mut state = self
+            .slot
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *state, ReplyState::Taken) {
+            ReplyState::Done(r) => Some(r),
+            other => {
+                *state = other;
+                None
+            }
+        }
+    }
+
+    /// Blocks the thread until the reply arrives or `timeout` passes (real time). Do not call
+    /// it from inside an actor of the same single-threaded driver: nothing would run the
+    /// actor that must reply.
+    pub fn wait(self, timeout: Duration) -> Result<R, AskError> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self
+            .slot
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let ReplyState::Done(_) = &*state {
+                let ReplyState::Done(r) = std::mem::replace(&mut *state, ReplyState::Taken) else {
+                    unreachable!()
+                };
+                return r;
+            }
+            if matches!(&*state, ReplyState::Taken) {
+                return Err(AskError::ActorDied);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(AskError::Timeout);
+            }
+            state = self
+                .slot
+                .ready
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl<R> core::future::Future for Reply<R> {
+    type Output = Result<R, AskError>;
+    fn poll(
+        self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Self::Output> {
+        let mut state = self
+            .slot
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *state, ReplyState::Taken) {
+            ReplyState::Done(r) => core::task::Poll::Ready(r),
+            ReplyState::Waiting(_) => {
+                *state = ReplyState::Waiting(Some(cx.waker().clone()));
+                core::task::Poll::Pending
+            }
+            ReplyState::Taken => core::task::Poll::Ready(Err(AskError::ActorDied)),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Errors
+// ------------------------------------------------------------------------------------------
+
+/// Why a message was not sent. The message is inside: nothing is dropped silently.
+#[derive(PartialEq, Eq)]
+pub enum SendError<M> {
+    /// The mailbox (or the sender's arena pool) has no room now.
+    Full(M),
+    /// The actor has stopped.
+    Dead(M),
+}
+
+impl<M> SendError<M> {
+    /// Gives the message back.
+    pub fn into_inner(self) -> M {
+        match self {
+            SendError::Full(m) | SendError::Dead(m) => m,
+        }
+    }
+}
+
+impl<M> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Full(_) => "Full(..)",
+            SendError::Dead(_) => "Dead(..)",
+        })
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Full(_) => "the actor's mailbox is full: message returned",
+            SendError::Dead(_) => "the actor has stopped: message returned",
+        })
+    }
+}
+
+impl<M> std::error::Error for SendError<M> {}
+
+/// Why an actor could not be spawned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    /// The system is shutting down.
+    ShuttingDown,
+    /// The id space is exhausted.
+    TooManyActors,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SpawnError::ShuttingDown => "the actor system is shutting down",
+            SpawnError::TooManyActors => "no actor id left",
+        })
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+// ------------------------------------------------------------------------------------------
+// Scheduling
+// ------------------------------------------------------------------------------------------
+
+/// The host's side of scheduling: called with a [`Runnable`] whenever an actor needs a run.
+///
+/// The host must eventually call [`Runnable::run`] exactly once for each runnable it gets, on
+/// any thread. At most one runnable per actor exists at a time.
+pub trait Schedule: Send + Sync + 'static {
+    /// Queues `task` to be run.
+    fn schedule(&self, task: Runnable);
+}
+
+/// The right to run one actor once. See [`Schedule`].
+pub struct Runnable {
+    cell: Arc<dyn RunCell>,
+    token: RunToken,
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The mailbox is empty: the actor waits for messages.
+    Idle,
+    /// The actor has more to do and has already been scheduled again (through [`Schedule`]).
+    Yielded,
+    /// The actor has stopped.
+    Exited,
+}
+
+impl Runnable {
+    /// Runs the actor: handles up to `budget` user messages (signals first, not counted),
+    /// then yields.
+    pub fn run(self, budget: usize) -> RunOutcome {
+        self.cell.run(self.token, budget)
+    }
+
+    /// The actor this runnable runs.
+    pub fn actor_id(&self) -> ActorId {
+        self.cell.id()
+    }
+}
+
+impl fmt::Debug for Runnable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runnable")
+            .field("actor", &self.cell.id())
+            .finish()
+    }
+}
+
+trait RunCell: Send + Sync {
+    fn run(self: Arc<Self>, token: RunToken, budget: usize) -> RunOutcome;
+    fn id(&self) -> ActorId;
+    fn signal(self: Arc<Self>, signal: Signal) -> Result<(), Signal>;
+    fn is_alive(&self) -> bool;
+}
+
+// ------------------------------------------------------------------------------------------
+// The system
+// ------------------------------------------------------------------------------------------
+
+/// Counters of an actor system.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SystemStats {
+    /// Actors alive now.
+    pub live: u32,
+    /// Actors spawned, ever.
+    pub spawned: u64,
+    /// Actors that exited abnormally (panic, error, kill), ever.
+    pub crashed: u64,
+    /// Handler panics caught, ever.
+    pub panics: u64,
+    /// Messages that could not be handled (the actor stopped with them queued, or had no
+    /// handler for them), ever.
+    pub dead_letters: u64,
+}
+
+pub(crate) struct SystemInner {
+    scheduler: Arc<dyn Schedule>,
+    slab: Slab,
+    pub(crate) names: Names,
+    budget: AtomicUsize,
+    shutting_down: AtomicBool,
+    next_monitor: AtomicU64,
+    spawned: AtomicU64,
+    crashed: AtomicU64,
+    panics: AtomicU64,
+    dead_letters: AtomicU64,
+}
+
+/// An actor system: where actors are spawned, named and looked up. Cheap to clone.
+///
+/// A system is driven by a host through [`Schedule`]: the built-in
+/// [`ThreadPool`](crate::ThreadPool) and [`ManualDriver`](crate::ManualDriver) make one for
+/// you, or pass your own scheduler to [`System::new`].
+#[derive(Clone)]
+pub struct System {
+    pub(crate) inner: Arc<SystemInner>,
+}
+
+impl System {
+    /// A system whose actors are run by `scheduler`.
+    pub fn new(scheduler: impl Schedule) -> Self {
+        Self::with_scheduler(Arc::new(scheduler))
+    }
+
+    /// A system over a shared scheduler.
+    pub fn with_scheduler(scheduler: Arc<dyn Schedule>) -> Self {
+        Self {
+            inner: Arc::new(SystemInner {
+                scheduler,
+                slab: Slab::new(),
+                names: Names::new(),
+                budget: AtomicUsize::new(DEFAULT_BUDGET),
+                shutting_down: AtomicBool::new(false),
+                next_monitor: AtomicU64::new(1),
+                spawned: AtomicU64::new(0),
+                crashed: AtomicU64::new(0),
+                panics: AtomicU64::new(0),
+                dead_letters: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Starts `actor` with an unbounded mailbox.
+    pub fn spawn<A: Actor>(&self, actor: A) -> Result<ActorRef<A>, SpawnError> {
+        spawn_cell(&self.inner, actor, None, None)
+    }
+
+    /// Starts `actor` with a mailbox bounded to `capacity` user messages (sends beyond it get
+    /// [`SendError::Full`] with the message back).
+    pub fn spawn_bounded<A: Actor>(
+        &self,
+        actor: A,
+        capacity: u32,
+    ) -> Result<ActorRef<A>, SpawnError> {
+        spawn_cell(
+            &self.inner,
+            actor,
+            core::num::NonZeroU32::new(capacity),
+            None,
+        )
+    }
+
+    /// The address of a live actor, by id. A stale id (its actor gone, even if the slot was
+    /// reused) gives `None`.
+    pub fn lookup(&self, id: ActorId) -> Option<Pid> {
+        self.inner.slab.get(id)
+    }
+
+    /// Registers `name` for the actor at `pid`. The name is freed when the actor stops.
+    pub fn register(&self, name: &str, pid: &Pid) -> Result<(), RegisterError> {
+        self.inner.names.register(name.into(), pid.clone())
+    }
+
+    /// Removes a name. Returns whether it was registered.
+    pub fn unregister(&self, name: &str) -> bool {
+        self.inner.names.unregister(name, None)
+    }
+
+    /// The actor registered as `name`, if it is alive.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.inner.names.whereis(name)
+    }
+
+    /// Sets how many user messages a run handles before yielding (default 128).
+    pub fn set_budget(&self, budget: usize) {
+        self.inner.budget.store(budget.max(1), Ordering::Relaxed);
+    }
+
+    /// The per-run message budget.
+    pub fn budget(&self) -> usize {
+        self.inner.budget.load(Ordering::Relaxed)
+    }
+
+    /// Refuses new spawns from now on ([`SpawnError::ShuttingDown`]).
+    pub fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SystemStats {
+        let i = &self.inner;
+        SystemStats {
+            live: i.slab.live(),
+            spawned: i.spawned.load(Ordering::Relaxed),
+            crashed: i.crashed.load(Ordering::Relaxed),
+            panics: i.panics.load(Ordering::Relaxed),
+            dead_letters: i.dead_letters.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl fmt::Debug for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("System")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Cells
+// ------------------------------------------------------------------------------------------
+
+struct Cell<A: Actor> {
+    mailbox: ActorMailbox,
+    id: ActorId,
+    system: Arc<SystemInner>,
+    /// Touched only by the current runner (the mailbox's RUNNING bit makes it exclusive).
+    state: UnsafeCell<CellState<A>>,
+}
+
+// SAFETY: `state` is only accessed inside a run, and the mailbox's scheduling state guarantees
+// that at most one run of a cell exists at a time, with Acquire/Release between runs (see
+// `airssys_rt_mailbox::state`). `A: Send` lets the state move between runner threads.
+unsafe impl<A: Actor> Sync for Cell<A> {}
+
+struct CellState<A: Actor> {
+    actor: Option<A>,
+    started: bool,
+    ctx: CtxState,
+}
+
+struct CtxState {
+    links: Vec<Pid>,
+    /// Who monitors this actor.
+    watchers: Vec<(MonitorRef, Pid)>,
+    /// The monitors this actor holds (to ignore downs after a demonitor).
+    monitoring: Vec<MonitorRef>,
+    trap_exit: bool,
+    /// Set when the actor decided to stop.
+    exit: Option<ExitReason>,
+    parent: Option<Pid>,
+}
+
+fn spawn_cell<A: Actor>(
+    system: &Arc<SystemInner>,
+    actor: A,
+    capacity: Option<core::num::NonZeroU32>,
+    parent: Option<Pid>,
+) -> Result<ActorRef<A>, SpawnError> {
+    if system.shutting_down.load(Ordering::SeqCst) {
+        return Err(SpawnError::ShuttingDown);
+    }
+    let mut cell_out = None;
+    let mut actor = Some(actor);
+    let (_, pid) = system
+        .slab
+        .insert(|id| {
+            let cell = Arc::new(Cell {
+                mailbox: Mailbox::with_capacity(capacity),
+                id,
+                system: system.clone(),
+                state: UnsafeCell::new(CellState {
+                    actor: actor.take(),
+                    started: false,
+                    ctx: CtxState {
+                        links: parent.iter().cloned().collect(),
+                        watchers: Vec::new(),
+                        monitoring: Vec::new(),
+                        trap_exit: false,
+                        exit: None,
+                        parent: parent.clone(),
+                    },
+                }),
+            });
+            cell_out = Some(cell.clone());
+            Pid(cell)
+        })
+        .ok_or(SpawnError::TooManyActors)?;
+    let cell = cell_out.expect("set by insert");
+    system.spawned.fetch_add(1, Ordering::Relaxed);
+    // The first run calls `started`.
+    if let Some(token) = cell.mailbox.notify() {
+        system.scheduler.schedule(Runnable {
+            cell: cell.clone(),
+            token,
+        });
+    }
+    drop(pid);
+    Ok(ActorRef { cell })
+}
+
+impl<A: Actor> Cell<A> {
+    fn schedule(self: &Arc<Self>, token: Option<RunToken>) {
+        if let Some(token) = token {
+            self.system.scheduler.schedule(Runnable {
+                cell: self.clone(),
+                token,
+            });
+        }
+    }
+
+    fn push(self: &Arc<Self>, env: Envelope) -> Result<(), PushError<Envelope>> {
+        let token = self.mailbox.try_push(env)?;
+        self.schedule(token);
+        Ok(())
+    }
+
+    fn pid(self: &Arc<Self>) -> Pid {
+        Pid(self.clone())
+    }
+
+    fn handle_signal(self: &Arc<Self>, state: &mut CellState<A>, signal: Signal) {
+        let CellState { actor, ctx, .. } = state;
+        let Some(actor) = actor.as_mut() else { return };
+        match signal {
+            Signal::Kill => ctx.exit = Some(ExitReason::Killed),
+            Signal::Exit { from, reason } => {
+                if let Some(from) = from {
+                    ctx.links.retain(|p| p.id() != from);
+                }
+                if ctx.trap_exit {
+                    let mut c = Ctx {
+                        cell: self,
+                        state: ctx,
+                    };
+                    let cell = self.clone();
+                    cell.guarded_ctx(&mut c, |c| actor.handle_exit(c, from, reason));
+                } else if !reason.is_normal() {
+                    // A non-trapping actor ignores `normal` exit signals (as in Erlang) and
+                    // stops with any other reason.
+                    ctx.exit = Some(reason);
+                }
+            }
+            Signal::Down {
+                monitor,
+                from,
+                reason,
+            } => {
+                if let Some(pos) = ctx.monitoring.iter().position(|m| *m == monitor) {
+                    ctx.monitoring.swap_remove(pos);
+                    let mut c = Ctx {
+                        cell: self,
+                        state: ctx,
+                    };
+                    let cell = self.clone();
+                    cell.guarded_ctx(&mut c, |c| actor.handle_down(c, monitor, from, reason));
+                }
+            }
+            Signal::Link(pid) => {
+                if !ctx.links.iter().any(|p| p.id() == pid.id()) {
+                    ctx.links.push(pid);
+                }
+            }
+            Signal::Unlink(id) => ctx.links.retain(|p| p.id() != id),
+            Signal::Monitor { monitor, watcher } => ctx.watchers.push((monitor, watcher)),
+            Signal::Demonitor(monitor) => ctx.watchers.retain(|(m, _)| *m != monitor),
+        }
+    }
+
+    fn guarded_ctx(&self, c: &mut Ctx<'_, A>, f: impl FnOnce(&mut Ctx<'_, A>)) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(c))) {
+            self.system.panics.fetch_add(1, Ordering::Relaxed);
+            if c.state.exit.is_none() {
+                c.state.exit = Some(ExitReason::Panicked(panic_message(&*panic).into()));
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, state: &mut CellState<A>, env: Envelope) {
+        let CellState { actor, ctx, .. } = state;
+        let Some(actor) = actor.as_mut() else {
+            self.system.dead_letters.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let mut c = Ctx {
+            cell: self,
+            state: ctx,
+        };
+        match env.plain_ptr() {
+            Some(ptr) => {
+                // SAFETY: every plain value in an actor's mailbox is a `Letter<A, _>` (only
+                // `ActorRef<A>` pushes plain values, always letters), which is `#[repr(C)]`
+                // with its `Deliver<A>` first; the pointer is to the live value.
+                let deliver = unsafe { *ptr.as_ptr().cast::<Deliver<A>>() };
+                self.guarded_ctx(&mut c, |c| deliver(actor, c, env));
+            }
+            None => self.guarded_ctx(&mut c, |c| actor.handle_archived(c, Archived { env: &env })),
+        }
+    }
+
+    /// Stops the actor: hooks, dead letters, links, monitors, registry.
+    fn terminate(
+        self: &Arc<Self>,
+        state: &mut CellState<A>,
+        run: &mut crate::mailbox::Run<'_, Envelope, Boxed<Signal>>,
+    ) {
+        run.close();
+        let reason = state.ctx.exit.clone().unwrap_or(ExitReason::Normal);
+        if let Some(mut actor) = state.actor.take() {
+            if reason != ExitReason::Killed {
+                let mut c = Ctx {
+                    cell: self,
+                    state: &mut state.ctx,
+                };
+                self.guarded_ctx(&mut c, |c| actor.stopping(c, &reason));
+            }
+            // The state's destructor may panic too: it must not take the runtime down.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
+        }
+        if reason.is_abnormal() {
+            self.system.crashed.fetch_add(1, Ordering::Relaxed);
+            if state.ctx.links.is_empty() && state.ctx.watchers.is_empty() {
+                // Nobody will hear of it: log it (and it is counted in the stats).
+                eprintln!("airssys-rt: actor {} exited: {reason}", self.id);
+            }
+        }
+        self.drain_dead(state, run);
+        let me = Some(self.id);
+        for pid in state.ctx.links.drain(..) {
+            let _ = pid.signal(Signal::Exit {
+                from: me,
+                reason: reason.clone(),
+            });
+        }
+        for (monitor, watcher) in state.ctx.watchers.drain(..) {
+            let _ = watcher.signal(Signal::Down {
+                monitor,
+                from: self.id,
+                reason: reason.clone(),
+            });
+        }
+        state.ctx.parent = None;
+        self.system.slab.remove(self.id);
+        self.system.names.unregister_actor(self.id);
+    }
+
+    /// After the close: hand back whatever is still queued (dead letters, and noproc answers
+    /// to links and monitors that arrived too late).
+    fn drain_dead(
+        &self,
+        state: &mut CellState<A>,
+        run: &mut crate::mailbox::Run<'_, Envelope, Boxed<Signal>>,
+    ) {
+        let reason = state.ctx.exit.clone().unwrap_or(ExitReason::Normal);
+        while let Some(msg) = run.pop() {
+            match msg {
+                Received::User(env) => {
+                    self.system.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    drop(env);
+                }
+                Received::System(signal) => match signal.into_inner() {
+                    Signal::Link(pid) => {
+                        let _ = pid.signal(Signal::Exit {
+                            from: Some(self.id),
+                            reason: reason.clone(),
+                        });
+                    }
+                    Signal::Monitor { monitor, watcher } => {
+                        let _ = watcher.signal(Signal::Down {
+                            monitor,
+                            from: self.id,
+                            reason: ExitReason::NoProc,
+                        });
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+}
+
+impl<A: Actor> RunCell for Cell<A> {
+    fn run(self: Arc<Self>, token: RunToken, budget: usize) -> RunOutcome {
+        let mut run = self.mailbox.begin_run(token);
+        // SAFETY: we hold the mailbox's run (RUNNING): no other run of this cell exists, and
+        // the previous one's accesses happen-before ours (begin_run Acquires what finish
+        // Released).
+        let state = unsafe { &mut *self.state.get() };
+        if state.actor.is_none() {
+            // Stopped earlier: whatever raced with the close is handed back.
+            self.drain_dead(state, &mut run);
+            let _ = run.finish(false);
+            return RunOutcome::Exited;
+        }
+        if !state.started {
+            state.started = true;
+            let CellState { actor, ctx, .. } = &mut *state;
+            let actor = actor.as_mut().expect("checked above");
+            let mut c = Ctx {
+                cell: &self,
+                state: ctx,
+            };
+            self.guarded_ctx(&mut c, |c| actor.started(c));
+        }
+        let mut handled = 0;
+        while state.ctx.exit.is_none() && handled < budget {
+            match run.pop() {
+                Some(Received::System(signal)) => self.handle_signal(state, signal.into_inner()),
+                Some(Received::User(env)) => {
+                    handled += 1;
+                    self.dispatch(state, env);
+                }
+                None => break,
+            }
+        }
+        if state.ctx.exit.is_some() {
+            self.terminate(state, &mut run);
+            let _ = run.finish(false).map(|t| self.schedule(Some(t)));
+            return RunOutcome::Exited;
+        }
+        match run.finish(handled == budget) {
+            Some(token) => {
+                self.schedule(Some(token));
+                RunOutcome::Yielded
+            }
+            None => RunOutcome::Idle,
+        }
+    }
+
+    fn id(&self) -> ActorId {
+        self.id
+    }
+
+    fn signal(self: Arc<Self>, signal: Signal) -> Result<(), Signal> {
+        match self.mailbox.push_system(Boxed::new(signal)) {
+            Ok(token) => {
+                self.schedule(token);
+                Ok(())
+            }
+            Err(back) => Err(back.into_inner()),
+        }
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.mailbox.is_closed()
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Addresses
+// ------------------------------------------------------------------------------------------
+
+/// An untyped actor address (an Erlang pid): link, monitor, stop, kill, compare. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Pid(Arc<dyn RunCell>);
+
+impl Pid {
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.0.id()
+    }
+
+    /// Whether the actor has not stopped yet (it may stop right after).
+    pub fn is_alive(&self) -> bool {
+        self.0.is_alive()
+    }
+
+    /// Asks the actor to stop: an exit signal with reason `shutdown` (a trapping actor gets it
+    /// in [`Actor::handle_exit`]). Returns `false` if it had already stopped.
+    pub fn stop(&self) -> bool {
+        self.exit(ExitReason::Shutdown)
+    }
+
+    /// Sends an exit signal with `reason` from outside (Erlang's `exit(Pid, Reason)`).
+    pub fn exit(&self, reason: ExitReason) -> bool {
+        self.signal(Signal::Exit { from: None, reason }).is_ok()
+    }
+
+    /// Kills the actor: untrappable, its `stopping` hook does not run. Returns `false` if it
+    /// had already stopped.
+    pub fn kill(&self) -> bool {
+        self.signal(Signal::Kill).is_ok()
+    }
+
+    fn signal(&self, signal: Signal) -> Result<(), Signal> {
+        self.0.clone().signal(signal)
+    }
+}
+
+impl PartialEq for Pid {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for Pid {}
+
+impl fmt::Debug for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pid({})", self.id())
+    }
+}
+
+/// A typed address of an actor `A`: send it the messages it handles. Cheap to clone,
+/// `Send + Sync`. Sends need no lookup: the address holds the actor's cell.
+pub struct ActorRef<A: Actor> {
+    cell: Arc<Cell<A>>,
+}
+
+impl<A: Actor> Clone for ActorRef<A> {
+    fn clone(&self) -> Self {
+        Self {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<A: Actor> fmt::Debug for ActorRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ActorRef<{}>({})",
+            std::any::type_name::<A>(),
+            self.cell.id
+        )
+    }
+}
+
+impl<A: Actor> ActorRef<A> {
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.cell.id
+    }
+
+    /// The untyped address.
+    pub fn pid(&self) -> Pid {
+        self.cell.pid()
+    }
+
+    /// Whether the actor has not stopped yet.
+    pub fn is_alive(&self) -> bool {
+        !self.cell.mailbox.is_closed()
+    }
+
+    /// Sends `msg`; never blocks. On failure the message comes back with the reason.
+    pub fn tell<M: Send + 'static>(&self, msg: M) -> Result<(), SendError<M>>
+    where
+        A: Handler<M>,
+    {
+        self.send_letter(Letter {
+            deliver: deliver_tell::<A, M> as Deliver<A>,
+            payload: msg,
+        })
+        .map_err(|(e, letter)| e.map(letter.payload))
+    }
+
+    /// Sends `msg` and returns the pending reply. Errors (full, dead) are in the reply.
+    pub fn ask<M: Send + 'static>(&self, msg: M) -> Reply<A::Reply>
+    where
+        A: Handler<M>,
+    {
+        let slot = Arc::new(ReplySlot {
+            state: Mutex::new(ReplyState::Waiting(None)),
+            ready: Condvar::new(),
+        });
+        let letter = Letter {
+            deliver: deliver_ask::<A, M> as Deliver<A>,
+            payload: (msg, ReplyTo(Some(slot.clone()))),
+        };
+        match self.send_letter(letter) {
+            Ok(()) => Reply { slot },
+            Err((e, letter)) => {
+                // The request did not go: answer the reply here (without the drop's ActorDied).
+                let (_msg, mut reply_to) = letter.payload;
+                reply_to.0 = None;
+                Reply::failed(match e {
+                    SendError::Full(()) => AskError::Full,
+                    SendError::Dead(()) => AskError::ActorDied,
+                })
+            }
+        }
+    }
+
+    /// Sends `msg` and blocks until the reply or `timeout` (real time).
+    pub fn ask_timeout<M: Send + 'static>(
+        &self,
+        msg: M,
+        timeout: Duration,
+    ) -> Result<A::Reply, AskError>
+    where
+        A: Handler<M>,
+    {
+        self.ask(msg).wait(timeout)
+    }
+
+    fn send_letter<M: Send + 'static>(
+        &self,
+        letter: Letter<A, M>,
+    ) -> Result<(), (SendError<()>, Letter<A, M>)> {
+        if self.cell.mailbox.is_closed() {
+            return Err((SendError::Dead(()), letter));
+        }
+        let env = match arena::with_writer(|w| w.write_plain(letter)) {
+            Ok(env) => env,
+            Err((letter, _)) => return Err((SendError::Full(()), letter)),
+        };
+        self.cell.push(env).map_err(|e| {
+            let (kind, env) = match e {
+                PushError::Full(env) => (SendError::Full(()), env),
+                PushError::Closed(env) => (SendError::Dead(()), env),
+            };
+            let letter = match env.take::<Letter<A, M>>() {
+                Ok(l) => l,
+                Err(_) => unreachable!("just written as this letter"),
+            };
+            (kind, letter)
+        })
+    }
+
+    /// Sends an archived message (serialized into the sender's arena, read in place by the
+    /// actor's [`Actor::handle_archived`]). On failure the message comes back.
+    pub fn tell_archived<M: Message>(&self, msg: M) -> Result<(), SendError<M>> {
+        match arena::try_send(&self.cell.mailbox, msg) {
+            Ok(token) => {
+                self.cell.schedule(token);
+                Ok(())
+            }
+            Err(arena::TrySendError::Closed(m)) => Err(SendError::Dead(m)),
+            Err(e) => Err(SendError::Full(e.into_inner())),
+        }
+    }
+
+    /// Asks the actor to stop (exit signal `shutdown`). Returns `false` if it had stopped.
+    pub fn stop(&self) -> bool {
+        self.pid().stop()
+    }
+
+    /// Kills the actor (untrappable). Returns `false` if it had stopped.
+    pub fn kill(&self) -> bool {
+        self.pid().kill()
+    }
+}
+
+impl<M> SendError<M> {
+    fn map<N>(self, m: N) -> SendError<N> {
+        match self {
+            SendError::Full(_) => SendError::Full(m),
+            SendError::Dead(_) => SendError::Dead(m),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Context
+// ------------------------------------------------------------------------------------------
+
+/// What a handler can do besides changing its state: its own address, stopping, children,
+/// links, monitors, trapping exits.
+pub struct Ctx<'a, A: Actor> {
+    cell: &'a Arc<Cell<A>>,
+    state: &'a mut CtxState,
+}
+
+impl<A: Actor> Ctx<'_, A> {
+    /// This actor's address.
+    pub fn myself(&self) -> ActorRef<A> {
+        ActorRef {
+            cell: self.cell.clone(),
+        }
+    }
+
+    /// This actor's id.
+    pub fn id(&self) -> ActorId {
+        self.cell.id
+    }
+
+    /// The system the actor runs in.
+    pub fn system(&self) -> System {
+        System {
+            inner: self.cell.system.clone(),
+        }
+    }
+
+    /// Stops the actor with reason `normal` once the current handler returns.
+    pub fn stop(&mut self) {
+        self.stop_with(ExitReason::Normal);
+    }
+
+    /// Stops the actor with `reason` once the current handler returns.
+    pub fn stop_with(&mut self, reason: ExitReason) {
+        if self.state.exit.is_none() {
+            self.state.exit = Some(reason);
+        }
+    }
+
+    /// Whether exit signals from links arrive as [`Actor::handle_exit`] calls (`true`) or
+    /// stop this actor when abnormal (`false`, the default).
+    pub fn trap_exit(&mut self, trap: bool) {
+        self.state.trap_exit = trap;
+    }
+
+    /// Links this actor and `other` both ways: when one stops abnormally, the other stops
+    /// too (or, trapping exits, is told). Linking to a stopped actor delivers an exit signal
+    /// `noproc` at once.
+    pub fn link(&mut self, other: &Pid) {
+        if other.id() == self.cell.id || self.state.links.iter().any(|p| p.id() == other.id()) {
+            return;
+        }
+        match other.signal(Signal::Link(self.cell.pid())) {
+            Ok(()) => self.state.links.push(other.clone()),
+            Err(_) => {
+                let _ = self.cell.clone().signal(Signal::Exit {
+                    from: Some(other.id()),
+                    reason: ExitReason::NoProc,
+                });
+            }
+        }
+    }
+
+    /// Removes a link (both ways).
+    pub fn unlink(&mut self, other: &Pid) {
+        self.state.links.retain(|p| p.id() != other.id());
+        let _ = other.signal(Signal::Unlink(self.cell.id));
+    }
+
+    /// Watches `other`: when it stops, [`Actor::handle_down`] gets its reason (`noproc` at once
+    /// if it has already stopped).
+    pub fn monitor(&mut self, other: &Pid) -> MonitorRef {
+        let monitor = MonitorRef(
+            self.cell
+                .system
+                .next_monitor
+                .fetch_add(1, Ordering::Relaxed),
+        );
+        self.state.monitoring.push(monitor);
+        if other
+            .signal(Signal::Monitor {
+                monitor,
+                watcher: self.cell.pid(),
+            })
+            .is_err()
+        {
+            let _ = self.cell.clone().signal(Signal::Down {
+                monitor,
+                from: other.id(),
+                reason: ExitReason::NoProc,
+            });
+        }
+        monitor
+    }
+
+    /// Stops watching; a down notification already on its way is discarded.
+    pub fn demonitor(&mut self, other: &Pid, monitor: MonitorRef) {
+        self.state.monitoring.retain(|m| *m != monitor);
+        let _ = other.signal(Signal::Demonitor(monitor));
+    }
+
+    /// Starts a child linked to this actor.
+    pub fn spawn_link<C: Actor>(&mut self, child: C) -> Result<ActorRef<C>, SpawnError> {
+        let child = spawn_cell(&self.cell.system, child, None, Some(self.cell.pid()))?;
+        self.state.links.push(child.pid());
+        Ok(child)
+    }
+
+    /// The actor that spawned this one with [`spawn_link`](Self::spawn_link), if any.
+    pub fn parent(&self) -> Option<&Pid> {
+        self.state.parent.as_ref()
+    }
+
+    /// Counts a message this actor could not handle as a dead letter.
+    pub fn dead_letter(&mut self) {
+        self.cell
+            .system
+            .dead_letters
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Names {
+    /// Removes every name of `id` (when it stops).
+    pub(crate) fn unregister_actor(&self, id: ActorId) {
+        for name in self.names_of(id) {
+            self.unregister(&name, Some(id));
+        }
+    }
+}

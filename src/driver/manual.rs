@@ -1,0 +1,129 @@
+//! A deterministic single-threaded driver for tests.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::actor::{Runnable, Schedule, System};
+
+struct Queue {
+    tasks: Mutex<Vec<Runnable>>,
+    rng: Mutex<u64>,
+}
+
+struct Scheduler(Arc<Queue>);
+
+impl Schedule for Scheduler {
+    fn schedule(&self, task: Runnable) {
+        self.0
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(task);
+    }
+}
+
+/// Runs actors on the calling thread, one run at a time, in an order chosen by a seeded
+/// random generator: the same seed and the same program give the same interleaving.
+///
+/// ```
+/// use airssys_rt::{Actor, Ctx, Handler, ManualDriver};
+///
+/// struct Echo;
+/// impl Actor for Echo {}
+/// impl Handler<u32> for Echo {
+///     type Reply = u32;
+///     fn handle(&mut self, n: u32, _: &mut Ctx<Self>) -> u32 { n }
+/// }
+///
+/// let driver = ManualDriver::new(42);
+/// let echo = driver.system().spawn(Echo).unwrap();
+/// let reply = echo.ask(7);
+/// assert_eq!(reply.try_take(), None); // nothing ran yet
+/// driver.run_until_idle();
+/// assert_eq!(reply.try_take(), Some(Ok(7)));
+/// ```
+pub struct ManualDriver {
+    queue: Arc<Queue>,
+    system: System,
+}
+
+impl ManualDriver {
+    /// A driver whose run order follows `seed`.
+    pub fn new(seed: u64) -> Self {
+        let queue = Arc::new(Queue {
+            tasks: Mutex::new(Vec::new()),
+            rng: Mutex::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+        });
+        let system = System::new(Scheduler(queue.clone()));
+        Self { queue, system }
+    }
+
+    /// The system whose actors this driver runs.
+    pub fn system(&self) -> &System {
+        &self.system
+    }
+
+    /// Runs one scheduled actor (picked by the seeded generator). Returns `false` if none was
+    /// scheduled.
+    pub fn step(&self) -> bool {
+        let task = {
+            let mut tasks = self
+                .queue
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if tasks.is_empty() {
+                return false;
+            }
+            let mut rng = self
+                .queue
+                .rng
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // xorshift64*
+            *rng ^= *rng >> 12;
+            *rng ^= *rng << 25;
+            *rng ^= *rng >> 27;
+            let pick = (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % tasks.len() as u64) as usize;
+            tasks.swap_remove(pick)
+        };
+        task.run(self.system.budget());
+        true
+    }
+
+    /// Runs until no actor is scheduled. Returns the number of runs.
+    pub fn run_until_idle(&self) -> usize {
+        let mut runs = 0;
+        while self.step() {
+            runs += 1;
+        }
+        runs
+    }
+
+    /// Runs at most `max` runs (for programs that never go idle). Returns the number of runs.
+    pub fn run_steps(&self, max: usize) -> usize {
+        (0..max).take_while(|_| self.step()).count()
+    }
+
+    /// Actors scheduled and not yet run.
+    pub fn pending(&self) -> usize {
+        self.queue
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl Drop for ManualDriver {
+    fn drop(&mut self) {
+        // Queued runnables hold their actors: drop them to break the cycle with the system.
+        let tasks = std::mem::take(
+            &mut *self
+                .queue
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        drop(tasks);
+    }
+}
