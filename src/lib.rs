@@ -28,3 +28,8 @@ pub use codec::Message;
 pub use driver::{ManualDriver, ThreadPool};
 pub use exit::{ActorId, ExitReason, MonitorRef};
 pub use registry::RegisterError;
+
+/// The README's code, compiled and run as doctests so that it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
