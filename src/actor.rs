@@ -202,8 +202,12 @@ impl<R> Drop for ReplyTo<R> {
 }
 
 impl<R> ReplySlot<R> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReplyState<R>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn complete(&self, result: Result<R, AskError>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         if let ReplyState::Waiting(waker) = std::mem::replace(&mut *state, ReplyState::Done(result))
         {
             drop(state);
@@ -256,11 +260,7 @@ impl<R> Reply<R> {
 
     /// The reply if it has arrived (once).
     pub fn try_take(&self) -> Option<Result<R, AskError>> {
-        let mut state = self
-            .slot
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.slot.lock();
         match std::mem::replace(&mut *state, ReplyState::Taken) {
             ReplyState::Done(r) => Some(r),
             other => {
@@ -275,11 +275,7 @@ impl<R> Reply<R> {
     /// actor that must reply.
     pub fn wait(self, timeout: Duration) -> Result<R, AskError> {
         let deadline = Instant::now() + timeout;
-        let mut state = self
-            .slot
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.slot.lock();
         loop {
             if let ReplyState::Done(_) = &*state {
                 let ReplyState::Done(r) = std::mem::replace(&mut *state, ReplyState::Taken) else {
@@ -310,11 +306,7 @@ impl<R> core::future::Future for Reply<R> {
         self: core::pin::Pin<&mut Self>,
         cx: &mut core::task::Context<'_>,
     ) -> core::task::Poll<Self::Output> {
-        let mut state = self
-            .slot
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.slot.lock();
         match std::mem::replace(&mut *state, ReplyState::Taken) {
             ReplyState::Done(r) => core::task::Poll::Ready(r),
             ReplyState::Waiting(_) => {
