@@ -853,9 +853,10 @@ impl<A: Actor> RunCell for Cell<A> {
         // Released).
         let state = unsafe { &mut *self.state.get() };
         if state.actor.is_none() {
-            // Stopped earlier: whatever raced with the close is handed back.
+            // Stopped earlier: whatever raced with the close is handed back, and a push that
+            // raced with this drain schedules one more.
             self.drain_dead(state, &mut run);
-            let _ = run.finish(false);
+            self.schedule(run.finish(false));
             return RunOutcome::Exited;
         }
         if !state.started {
@@ -881,7 +882,7 @@ impl<A: Actor> RunCell for Cell<A> {
         }
         if state.ctx.exit.is_some() {
             self.terminate(state, &mut run);
-            let _ = run.finish(false).map(|t| self.schedule(Some(t)));
+            self.schedule(run.finish(false));
             return RunOutcome::Exited;
         }
         match run.finish(handled == budget) {
