@@ -25,7 +25,11 @@ pub use actor::{
     SendError, SpawnError, System, SystemStats, DEFAULT_BUDGET,
 };
 pub use codec::Message;
-pub use driver::{ManualDriver, ThreadPool};
+#[cfg(feature = "smol")]
+pub use driver::spawn_on_smol;
+#[cfg(feature = "tokio")]
+pub use driver::spawn_on_tokio;
+pub use driver::{block_on_with, FutureDriver, ManualDriver, ThreadPool, Worker, RUNS_PER_POLL};
 pub use exit::{ActorId, ExitReason, MonitorRef};
 pub use registry::RegisterError;
 

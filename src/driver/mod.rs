@@ -3,8 +3,14 @@
 //! Any other host implements [`Schedule`](crate::Schedule) and runs the
 //! [`Runnable`](crate::Runnable)s it is given.
 
+mod future;
 mod manual;
 mod pool;
 
+#[cfg(feature = "smol")]
+pub use future::spawn_on_smol;
+#[cfg(feature = "tokio")]
+pub use future::spawn_on_tokio;
+pub use future::{block_on_with, FutureDriver, Worker, RUNS_PER_POLL};
 pub use manual::ManualDriver;
 pub use pool::ThreadPool;

@@ -1,0 +1,254 @@
+//! One actor program on every driver: the same observable results everywhere.
+//!
+//! The program: a ping-pong of 1,000 round trips, a ring of 50 actors passing a token 5,000
+//! hops, an ask, and a panicking actor observed by a monitor.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use airssys_rt::{Actor, ActorId, ActorRef, Ctx, ExitReason, Handler, MonitorRef, Reply, System};
+
+#[derive(Debug, PartialEq)]
+struct Observed {
+    ping_pong_rounds: u64,
+    ring_hops: u64,
+    ask: u64,
+    down: ExitReason,
+}
+
+struct Player {
+    rounds: Arc<AtomicU64>,
+}
+impl Actor for Player {}
+struct Ball(ActorRef<Player>, u64);
+impl Handler<Ball> for Player {
+    type Reply = ();
+    fn handle(&mut self, Ball(from, left): Ball, ctx: &mut Ctx<Self>) {
+        if left % 2 == 0 {
+            self.rounds.fetch_add(1, Ordering::SeqCst);
+        }
+        if left > 1 {
+            from.tell(Ball(ctx.myself(), left - 1)).unwrap();
+        }
+    }
+}
+
+struct Node {
+    next: Option<ActorRef<Node>>,
+    hops: Arc<AtomicU64>,
+}
+impl Actor for Node {}
+struct Next(ActorRef<Node>);
+impl Handler<Next> for Node {
+    type Reply = ();
+    fn handle(&mut self, Next(n): Next, _: &mut Ctx<Self>) {
+        self.next = Some(n);
+    }
+}
+struct Token(u64);
+impl Handler<Token> for Node {
+    type Reply = ();
+    fn handle(&mut self, Token(left): Token, _: &mut Ctx<Self>) {
+        self.hops.fetch_add(1, Ordering::SeqCst);
+        if left > 1 {
+            self.next.as_ref().unwrap().tell(Token(left - 1)).unwrap();
+        }
+    }
+}
+
+struct Doubler;
+impl Actor for Doubler {}
+impl Handler<u64> for Doubler {
+    type Reply = u64;
+    fn handle(&mut self, n: u64, _: &mut Ctx<Self>) -> u64 {
+        n * 2
+    }
+}
+
+struct Bomb;
+impl Actor for Bomb {}
+impl Handler<()> for Bomb {
+    type Reply = ();
+    fn handle(&mut self, (): (), _: &mut Ctx<Self>) {
+        panic!("kaboom");
+    }
+}
+
+struct Watcher(Arc<Mutex<Option<ExitReason>>>);
+impl Actor for Watcher {
+    fn handle_down(&mut self, _: &mut Ctx<Self>, _: MonitorRef, _: ActorId, reason: ExitReason) {
+        *self.0.lock().unwrap() = Some(reason);
+    }
+}
+struct Watch(airssys_rt::Pid, ActorRef<Bomb>);
+impl Handler<Watch> for Watcher {
+    type Reply = ();
+    fn handle(&mut self, Watch(pid, bomb): Watch, ctx: &mut Ctx<Self>) {
+        ctx.monitor(&pid);
+        // Detonate only once the monitor is in place (signals are ordered before later sends).
+        bomb.tell(()).unwrap();
+    }
+}
+
+const ROUNDS: u64 = 1_000;
+const RING: usize = 50;
+const HOPS: u64 = 5_000;
+
+/// Runs the program on `system`, using `wait` to drive or wait until a condition holds.
+fn program(system: &System, wait: &dyn Fn(&dyn Fn() -> bool)) -> Observed {
+    let rounds = Arc::new(AtomicU64::new(0));
+    let a = system
+        .spawn(Player {
+            rounds: rounds.clone(),
+        })
+        .unwrap();
+    let b = system
+        .spawn(Player {
+            rounds: rounds.clone(),
+        })
+        .unwrap();
+    a.tell(Ball(b, ROUNDS * 2)).unwrap();
+
+    let hops = Arc::new(AtomicU64::new(0));
+    let ring: Vec<_> = (0..RING)
+        .map(|_| {
+            system
+                .spawn(Node {
+                    next: None,
+                    hops: hops.clone(),
+                })
+                .unwrap()
+        })
+        .collect();
+    for (i, n) in ring.iter().enumerate() {
+        n.tell(Next(ring[(i + 1) % RING].clone())).unwrap();
+    }
+    ring[0].tell(Token(HOPS)).unwrap();
+
+    let doubler = system.spawn(Doubler).unwrap();
+    let reply: Reply<u64> = doubler.ask(21);
+    let answer = Arc::new(Mutex::new(None));
+
+    let down = Arc::new(Mutex::new(None));
+    let bomb = system.spawn(Bomb).unwrap();
+    let watcher = system.spawn(Watcher(down.clone())).unwrap();
+    watcher.tell(Watch(bomb.pid(), bomb.clone())).unwrap();
+
+    wait(&|| {
+        if answer.lock().unwrap().is_none() {
+            *answer.lock().unwrap() = reply.try_take();
+        }
+        rounds.load(Ordering::SeqCst) == ROUNDS
+            && hops.load(Ordering::SeqCst) == HOPS
+            && answer.lock().unwrap().is_some()
+            && down.lock().unwrap().is_some()
+    });
+    let ask = (*answer.lock().unwrap()).unwrap().unwrap();
+    let down = down.lock().unwrap().clone().unwrap();
+    Observed {
+        ping_pong_rounds: rounds.load(Ordering::SeqCst),
+        ring_hops: hops.load(Ordering::SeqCst),
+        ask,
+        down,
+    }
+}
+
+fn expected() -> Observed {
+    Observed {
+        ping_pong_rounds: ROUNDS,
+        ring_hops: HOPS,
+        ask: 42,
+        down: ExitReason::Panicked("kaboom".into()),
+    }
+}
+
+/// Waits on another thread's progress, with a liveness deadline (not a timing assertion).
+fn wait_threads(done: &dyn Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "the program stalled");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn manual_driver() {
+    for seed in [1, 2, 3] {
+        let d = airssys_rt::ManualDriver::new(seed);
+        let observed = program(d.system(), &|done| {
+            while !done() {
+                assert!(d.step(), "idle before the program finished");
+            }
+        });
+        assert_eq!(observed, expected(), "seed {seed}");
+    }
+}
+
+#[test]
+fn thread_pool() {
+    let pool = airssys_rt::ThreadPool::new(2);
+    assert_eq!(program(pool.system(), &wait_threads), expected());
+}
+
+/// Completes once `done` holds (polled again on every wake).
+struct Until<'a>(&'a dyn Fn() -> bool);
+impl Future for Until<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if (self.0)() {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn future_driver_on_a_plain_block_on() {
+    let driver = airssys_rt::FutureDriver::new();
+    let observed = program(driver.system(), &|done| {
+        airssys_rt::block_on_with(driver.worker(), Until(done))
+    });
+    assert_eq!(observed, expected());
+}
+
+#[test]
+fn future_driver_on_tokio() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let driver = airssys_rt::FutureDriver::new();
+    for _ in 0..2 {
+        rt.spawn(driver.worker());
+    }
+    assert_eq!(program(driver.system(), &wait_threads), expected());
+    driver.stop();
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_adapter() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let driver = airssys_rt::spawn_on_tokio(rt.handle(), 2);
+    assert_eq!(program(driver.system(), &wait_threads), expected());
+}
+
+#[cfg(feature = "smol")]
+#[test]
+fn smol_adapter() {
+    let executor: &'static smol::Executor<'static> = Box::leak(Box::new(smol::Executor::new()));
+    for _ in 0..2 {
+        std::thread::spawn(move || smol::block_on(executor.run(smol::future::pending::<()>())));
+    }
+    let driver = airssys_rt::spawn_on_smol(executor, 2);
+    assert_eq!(program(driver.system(), &wait_threads), expected());
+}
