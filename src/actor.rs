@@ -48,6 +48,7 @@ use crate::codec::{self, Message};
 use crate::exit::{ActorId, ExitReason, MonitorRef};
 use crate::mailbox::{Boxed, Envelope, Mailbox, PushError, Received, RunToken};
 use crate::registry::{Names, RegisterError, Slab};
+use crate::timer::{TimerRef, Timers};
 
 /// The default number of user messages a run handles before it yields.
 pub const DEFAULT_BUDGET: usize = 128;
@@ -208,13 +209,16 @@ impl<R> ReplySlot<R> {
 
     fn complete(&self, result: Result<R, AskError>) {
         let mut state = self.lock();
-        if let ReplyState::Waiting(waker) = std::mem::replace(&mut *state, ReplyState::Done(result))
-        {
-            drop(state);
-            self.ready.notify_all();
-            if let Some(w) = waker {
-                w.wake();
-            }
+        // The first completion wins (a reply, a timeout, or the actor's death).
+        let ReplyState::Waiting(waker) = &mut *state else {
+            return;
+        };
+        let waker = waker.take();
+        *state = ReplyState::Done(result);
+        drop(state);
+        self.ready.notify_all();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
@@ -460,6 +464,7 @@ pub struct SystemStats {
 
 pub(crate) struct SystemInner {
     scheduler: Arc<dyn Schedule>,
+    pub(crate) timers: Arc<Timers>,
     slab: Slab,
     pub(crate) names: Names,
     budget: AtomicUsize,
@@ -487,11 +492,16 @@ impl System {
         Self::with_scheduler(Arc::new(scheduler))
     }
 
-    /// A system over a shared scheduler.
+    /// A system over a shared scheduler, with real-time timers.
     pub fn with_scheduler(scheduler: Arc<dyn Schedule>) -> Self {
+        Self::with_parts(scheduler, Timers::real())
+    }
+
+    pub(crate) fn with_parts(scheduler: Arc<dyn Schedule>, timers: Arc<Timers>) -> Self {
         Self {
             inner: Arc::new(SystemInner {
                 scheduler,
+                timers,
                 slab: Slab::new(),
                 names: Names::new(),
                 budget: AtomicUsize::new(DEFAULT_BUDGET),
@@ -554,6 +564,26 @@ impl System {
     /// The per-run message budget.
     pub fn budget(&self) -> usize {
         self.inner.budget.load(Ordering::Relaxed)
+    }
+
+    /// The system clock: time since the system started (virtual time under a
+    /// [`ManualDriver`](crate::ManualDriver)).
+    pub fn now(&self) -> Duration {
+        self.inner.timers.now()
+    }
+
+    /// Runs `f` once after `delay` on the system's clock (a timer thread, or virtual time).
+    pub fn run_after(&self, delay: Duration, f: impl FnOnce() + Send + 'static) -> TimerRef {
+        let mut f = Some(f);
+        self.inner.timers.start(
+            delay,
+            Box::new(move || {
+                if let Some(f) = f.take() {
+                    f();
+                }
+                None
+            }),
+        )
     }
 
     /// Refuses new spawns from now on ([`SpawnError::ShuttingDown`]).
@@ -1059,6 +1089,69 @@ impl<A: Actor> ActorRef<A> {
         }
     }
 
+    /// Sends `msg`; the reply fails with [`AskError::Timeout`] if it has not come within
+    /// `timeout` on the system's clock (virtual time under a
+    /// [`ManualDriver`](crate::ManualDriver)). Await it, poll it, or `wait` for it.
+    pub fn ask_within<M: Send + 'static>(&self, msg: M, timeout: Duration) -> Reply<A::Reply>
+    where
+        A: Handler<M>,
+    {
+        let reply = self.ask(msg);
+        let slot = Arc::downgrade(&reply.slot);
+        self.cell.system.timers.start(
+            timeout,
+            Box::new(move || {
+                if let Some(slot) = slot.upgrade() {
+                    slot.complete(Err(AskError::Timeout));
+                }
+                None
+            }),
+        );
+        reply
+    }
+
+    /// Delivers `msg` after `delay` on the system's clock. Cancel with the returned handle.
+    pub fn send_after<M: Send + 'static>(&self, delay: Duration, msg: M) -> TimerRef
+    where
+        A: Handler<M>,
+    {
+        let target = self.clone();
+        let mut msg = Some(msg);
+        self.cell.system.timers.start(
+            delay,
+            Box::new(move || {
+                if let Some(m) = msg.take() {
+                    if let Err(e) = target.tell(m) {
+                        drop(e.into_inner());
+                        target
+                            .cell
+                            .system
+                            .dead_letters
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None
+            }),
+        )
+    }
+
+    /// Delivers a clone of `msg` every `period` until cancelled or the actor stops.
+    pub fn send_interval<M: Clone + Send + 'static>(&self, period: Duration, msg: M) -> TimerRef
+    where
+        A: Handler<M>,
+    {
+        let target = self.clone();
+        self.cell.system.timers.start(
+            period,
+            Box::new(move || match target.tell(msg.clone()) {
+                Ok(()) => Some(period),
+                // A full mailbox skips a tick; a dead actor ends the interval.
+                Err(SendError::Full(_)) => Some(period),
+                Err(SendError::Dead(_)) => None,
+            }),
+        )
+    }
+
     /// Sends `msg` and blocks until the reply or `timeout` (real time).
     pub fn ask_timeout<M: Send + 'static>(
         &self,
@@ -1243,6 +1336,14 @@ impl<A: Actor> Ctx<'_, A> {
     /// The actor that spawned this one with [`spawn_link`](Self::spawn_link), if any.
     pub fn parent(&self) -> Option<&Pid> {
         self.state.parent.as_ref()
+    }
+
+    /// Delivers `msg` to this actor after `delay` on the system's clock.
+    pub fn send_after<M: Send + 'static>(&self, delay: Duration, msg: M) -> TimerRef
+    where
+        A: Handler<M>,
+    {
+        self.myself().send_after(delay, msg)
     }
 
     /// Counts a message this actor could not handle as a dead letter.

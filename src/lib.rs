@@ -19,6 +19,7 @@ pub mod codec;
 mod driver;
 mod exit;
 mod registry;
+mod timer;
 
 pub use actor::{
     Actor, ActorRef, Archived, AskError, Ctx, Handler, Pid, Reply, RunOutcome, Runnable, Schedule,
@@ -32,6 +33,7 @@ pub use driver::spawn_on_tokio;
 pub use driver::{block_on_with, FutureDriver, ManualDriver, ThreadPool, Worker, RUNS_PER_POLL};
 pub use exit::{ActorId, ExitReason, MonitorRef};
 pub use registry::RegisterError;
+pub use timer::TimerRef;
 
 /// The README's code, compiled and run as doctests so that it cannot rot.
 #[doc = include_str!("../README.md")]

@@ -18,6 +18,17 @@ struct Observed {
     ring_hops: u64,
     ask: u64,
     down: ExitReason,
+    timer_fired: bool,
+}
+
+struct Alarm(Arc<AtomicU64>);
+impl Actor for Alarm {}
+struct Ring;
+impl Handler<Ring> for Alarm {
+    type Reply = ();
+    fn handle(&mut self, _: Ring, _: &mut Ctx<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 struct Player {
@@ -138,6 +149,10 @@ fn program(system: &System, wait: &dyn Fn(&dyn Fn() -> bool)) -> Observed {
     let watcher = system.spawn(Watcher(down.clone())).unwrap();
     watcher.tell(Watch(bomb.pid(), bomb.clone())).unwrap();
 
+    let rang = Arc::new(AtomicU64::new(0));
+    let alarm = system.spawn(Alarm(rang.clone())).unwrap();
+    alarm.send_after(Duration::from_millis(2), Ring);
+
     wait(&|| {
         if answer.lock().unwrap().is_none() {
             *answer.lock().unwrap() = reply.try_take();
@@ -146,6 +161,7 @@ fn program(system: &System, wait: &dyn Fn(&dyn Fn() -> bool)) -> Observed {
             && hops.load(Ordering::SeqCst) == HOPS
             && answer.lock().unwrap().is_some()
             && down.lock().unwrap().is_some()
+            && rang.load(Ordering::SeqCst) == 1
     });
     let ask = (*answer.lock().unwrap()).unwrap().unwrap();
     let down = down.lock().unwrap().clone().unwrap();
@@ -154,6 +170,7 @@ fn program(system: &System, wait: &dyn Fn(&dyn Fn() -> bool)) -> Observed {
         ring_hops: hops.load(Ordering::SeqCst),
         ask,
         down,
+        timer_fired: rang.load(Ordering::SeqCst) == 1,
     }
 }
 
@@ -163,6 +180,7 @@ fn expected() -> Observed {
         ring_hops: HOPS,
         ask: 42,
         down: ExitReason::Panicked("kaboom".into()),
+        timer_fired: true,
     }
 }
 
@@ -181,7 +199,13 @@ fn manual_driver() {
         let d = airssys_rt::ManualDriver::new(seed);
         let observed = program(d.system(), &|done| {
             while !done() {
-                assert!(d.step(), "idle before the program finished");
+                // Idle: move virtual time so that the timer fires.
+                if !d.step() {
+                    assert!(
+                        d.advance(Duration::from_millis(1)) > 0 || d.pending_timers() > 0,
+                        "idle before the program finished"
+                    );
+                }
             }
         });
         assert_eq!(observed, expected(), "seed {seed}");

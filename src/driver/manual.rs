@@ -2,7 +2,10 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::time::Duration;
+
 use crate::actor::{Runnable, Schedule, System};
+use crate::timer::Timers;
 
 struct Queue {
     tasks: Mutex<Vec<Runnable>>,
@@ -22,7 +25,8 @@ impl Schedule for Scheduler {
 }
 
 /// Runs actors on the calling thread, one run at a time, in an order chosen by a seeded
-/// random generator: the same seed and the same program give the same interleaving.
+/// random generator: the same seed and the same program give the same interleaving. Time is
+/// virtual: timers fire only when the test calls [`advance`](Self::advance).
 ///
 /// ```
 /// use airssys_rt::{Actor, Ctx, Handler, ManualDriver};
@@ -43,6 +47,7 @@ impl Schedule for Scheduler {
 /// ```
 pub struct ManualDriver {
     queue: Arc<Queue>,
+    timers: Arc<Timers>,
     system: System,
 }
 
@@ -53,8 +58,13 @@ impl ManualDriver {
             tasks: Mutex::new(Vec::new()),
             rng: Mutex::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
         });
-        let system = System::new(Scheduler(queue.clone()));
-        Self { queue, system }
+        let timers = Timers::virtual_time();
+        let system = System::with_parts(Arc::new(Scheduler(queue.clone())), timers.clone());
+        Self {
+            queue,
+            timers,
+            system,
+        }
     }
 
     /// The system whose actors this driver runs.
@@ -102,6 +112,23 @@ impl ManualDriver {
     /// Runs at most `max` runs (for programs that never go idle). Returns the number of runs.
     pub fn run_steps(&self, max: usize) -> usize {
         (0..max).take_while(|_| self.step()).count()
+    }
+
+    /// Moves virtual time forward by `by`, firing every timer that falls due (in deadline
+    /// order). Returns how many fired. Run the actors afterwards with
+    /// [`run_until_idle`](Self::run_until_idle).
+    pub fn advance(&self, by: Duration) -> usize {
+        self.timers.advance(by)
+    }
+
+    /// Virtual time since the driver started.
+    pub fn now(&self) -> Duration {
+        self.timers.now()
+    }
+
+    /// Timers waiting to fire.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.pending()
     }
 
     /// Actors scheduled and not yet run.
