@@ -37,10 +37,12 @@ use core::fmt;
 use core::panic::AssertUnwindSafe;
 use std::any::Any;
 use std::cell::UnsafeCell;
+use std::future::Future;
 use std::panic::catch_unwind;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::arena;
@@ -152,18 +154,127 @@ struct Letter<A: Actor, M> {
     payload: M,
 }
 
-type Deliver<A> = fn(&mut A, &mut Ctx<A>, Envelope);
+type Deliver<A> = fn(&mut A, &mut Ctx<A>, Envelope) -> Option<Pending>;
 
-fn deliver_tell<A: Handler<M>, M: Send + 'static>(actor: &mut A, ctx: &mut Ctx<A>, env: Envelope) {
+/// An async handler in progress. Its lifetime is erased: see `deliver_async`.
+type Pending = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+fn deliver_tell<A: Handler<M>, M: Send + 'static>(
+    actor: &mut A,
+    ctx: &mut Ctx<A>,
+    env: Envelope,
+) -> Option<Pending> {
     if let Ok(letter) = env.take::<Letter<A, M>>() {
         let _ = actor.handle(letter.payload, ctx);
     }
+    None
 }
 
-fn deliver_ask<A: Handler<M>, M: Send + 'static>(actor: &mut A, ctx: &mut Ctx<A>, env: Envelope) {
+fn deliver_ask<A: Handler<M>, M: Send + 'static>(
+    actor: &mut A,
+    ctx: &mut Ctx<A>,
+    env: Envelope,
+) -> Option<Pending> {
     if let Ok(letter) = env.take::<Letter<A, (M, ReplyTo<A::Reply>)>>() {
         let (msg, reply) = letter.payload;
         reply.send(actor.handle(msg, ctx));
+    }
+    None
+}
+
+fn deliver_async<A: AsyncHandler<M>, M: Send + 'static>(
+    actor: &mut A,
+    ctx: &mut Ctx<A>,
+    env: Envelope,
+) -> Option<Pending> {
+    let letter = env
+        .take::<Letter<A, (M, Option<ReplyTo<A::Reply>>)>>()
+        .ok()?;
+    let (msg, reply) = letter.payload;
+    let handle = ActorHandle {
+        myself: ctx.myself(),
+        system: ctx.system(),
+    };
+    let handling = actor.handle(msg, handle);
+    let future: Pin<Box<dyn Future<Output = ()> + Send + '_>> = Box::pin(async move {
+        let value = handling.await;
+        if let Some(reply) = reply {
+            reply.send(value);
+        }
+    });
+    // SAFETY: only the lifetime is changed (same layout). The future borrows `*actor`, which
+    // lives in its cell's `actor` field, at a stable address inside the cell's `Arc`. The cell
+    // keeps the future in `CellState::pending` and upholds what the borrow needs: it polls it
+    // only from a run (exclusive), never touches the actor while the future exists (no user
+    // message is dispatched and no hook runs; signals that need the actor are deferred), and
+    // drops the future before the actor is taken out or dropped.
+    Some(unsafe {
+        core::mem::transmute::<Pin<Box<dyn Future<Output = ()> + Send + '_>>, Pending>(future)
+    })
+}
+
+/// How an actor handles messages of type `M` with a handler that can `.await` (I/O, timers,
+/// other actors' replies). While the future is pending, the actor handles no other user
+/// message; control signals still act (a kill stops it at once, dropping the future). The
+/// actor is woken by the future's waker, on whatever executor drives it.
+///
+/// ```
+/// use airssys_rt::{Actor, ActorHandle, AsyncHandler, ManualDriver};
+///
+/// struct Fetcher;
+/// impl Actor for Fetcher {}
+/// impl AsyncHandler<u32> for Fetcher {
+///     type Reply = u32;
+///     async fn handle(&mut self, n: u32, _me: ActorHandle<Self>) -> u32 {
+///         std::future::ready(n * 10).await
+///     }
+/// }
+///
+/// let d = ManualDriver::new(1);
+/// let f = d.system().spawn(Fetcher).unwrap();
+/// let reply = f.ask_async(4);
+/// d.run_until_idle();
+/// assert_eq!(reply.try_take(), Some(Ok(40)));
+/// ```
+pub trait AsyncHandler<M: Send + 'static>: Actor {
+    /// What [`ActorRef::ask_async`] returns.
+    type Reply: Send + 'static;
+
+    /// Handles one message; the actor waits for the future before its next user message.
+    fn handle(&mut self, msg: M, me: ActorHandle<Self>)
+        -> impl Future<Output = Self::Reply> + Send;
+}
+
+/// What an async handler keeps across `.await`s: its own address and the system.
+pub struct ActorHandle<A: Actor> {
+    myself: ActorRef<A>,
+    system: System,
+}
+
+impl<A: Actor> ActorHandle<A> {
+    /// This actor's address.
+    pub fn myself(&self) -> &ActorRef<A> {
+        &self.myself
+    }
+
+    /// The system the actor runs in.
+    pub fn system(&self) -> &System {
+        &self.system
+    }
+}
+
+/// Wakes an actor (from an async handler's future): a weak reference, so a parked future
+/// does not keep its actor alive.
+struct CellWaker<A: Actor>(std::sync::Weak<Cell<A>>);
+
+impl<A: Actor> std::task::Wake for CellWaker<A> {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(cell) = self.0.upgrade() {
+            cell.schedule(cell.mailbox.notify());
+        }
     }
 }
 
@@ -620,19 +731,28 @@ struct Cell<A: Actor> {
     mailbox: ActorMailbox,
     id: ActorId,
     system: Arc<SystemInner>,
+    /// The actor itself, apart from the rest of the state: a pending async handler borrows
+    /// it while the run loop keeps using `state`. Touched only by the current runner.
+    actor: UnsafeCell<Option<A>>,
     /// Touched only by the current runner (the mailbox's RUNNING bit makes it exclusive).
-    state: UnsafeCell<CellState<A>>,
+    state: UnsafeCell<CellState>,
 }
 
-// SAFETY: `state` is only accessed inside a run, and the mailbox's scheduling state guarantees
-// that at most one run of a cell exists at a time, with Acquire/Release between runs (see
-// `airssys_rt_mailbox::state`). `A: Send` lets the state move between runner threads.
+// SAFETY: `actor` and `state` are only accessed inside a run, and the mailbox's scheduling
+// state guarantees that at most one run of a cell exists at a time, with Acquire/Release
+// between runs (see `airssys_rt_mailbox::state`). `A: Send` lets the actor move between
+// runner threads, and a pending future is `Send`.
 unsafe impl<A: Actor> Sync for Cell<A> {}
 
-struct CellState<A: Actor> {
-    actor: Option<A>,
+struct CellState {
     started: bool,
     ctx: CtxState,
+    /// An async handler in progress (it borrows the actor).
+    pending: Option<Pending>,
+    /// Signals that need the actor, kept until the pending handler completes.
+    deferred: std::collections::VecDeque<Signal>,
+    /// The waker handed to async handlers (made once).
+    waker: Option<Waker>,
 }
 
 struct CtxState {
@@ -665,8 +785,11 @@ fn spawn_cell<A: Actor>(
                 mailbox: Mailbox::with_capacity(capacity),
                 id,
                 system: system.clone(),
+                actor: UnsafeCell::new(actor.take()),
                 state: UnsafeCell::new(CellState {
-                    actor: actor.take(),
+                    pending: None,
+                    deferred: std::collections::VecDeque::new(),
+                    waker: None,
                     started: false,
                     ctx: CtxState {
                         links: parent.iter().cloned().collect(),
@@ -715,9 +838,38 @@ impl<A: Actor> Cell<A> {
         Pid(self.clone())
     }
 
-    fn handle_signal(self: &Arc<Self>, state: &mut CellState<A>, signal: Signal) {
-        let CellState { actor, ctx, .. } = state;
-        let Some(actor) = actor.as_mut() else { return };
+    /// The actor, if it has not stopped.
+    ///
+    /// # Safety
+    ///
+    /// Only the current runner calls this, and not while an async handler is pending (the
+    /// pending future holds the only access to the actor then).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn actor(&self) -> Option<&mut A> {
+        // SAFETY: by the caller's contract the access is exclusive.
+        unsafe { (*self.actor.get()).as_mut() }
+    }
+
+    fn is_stopped(&self) -> bool {
+        // SAFETY: runner only; reads the discriminant (no reference into the actor).
+        unsafe { (*self.actor.get()).is_none() }
+    }
+
+    /// Whether `signal` must wait while an async handler is pending (it calls a hook).
+    fn needs_actor(state: &CellState, signal: &Signal) -> bool {
+        match signal {
+            Signal::Exit { .. } => state.ctx.trap_exit,
+            Signal::Down { .. } => true,
+            _ => false,
+        }
+    }
+
+    fn handle_signal(self: &Arc<Self>, state: &mut CellState, signal: Signal) {
+        if state.pending.is_some() && Self::needs_actor(state, &signal) {
+            state.deferred.push_back(signal);
+            return;
+        }
+        let ctx = &mut state.ctx;
         match signal {
             Signal::Kill => ctx.exit = Some(ExitReason::Killed),
             Signal::Exit { from, reason } => {
@@ -725,12 +877,14 @@ impl<A: Actor> Cell<A> {
                     ctx.links.retain(|p| p.id() != from);
                 }
                 if ctx.trap_exit {
-                    let mut c = Ctx {
-                        cell: self,
-                        state: ctx,
-                    };
-                    let cell = self.clone();
-                    cell.guarded_ctx(&mut c, |c| actor.handle_exit(c, from, reason));
+                    // SAFETY: runner, and no handler is pending (checked above).
+                    if let Some(actor) = unsafe { self.actor() } {
+                        let mut c = Ctx {
+                            cell: self,
+                            state: ctx,
+                        };
+                        self.guarded_ctx(&mut c, |c| actor.handle_exit(c, from, reason));
+                    }
                 } else if !reason.is_normal() {
                     // A non-trapping actor ignores `normal` exit signals (as in Erlang) and
                     // stops with any other reason.
@@ -744,12 +898,14 @@ impl<A: Actor> Cell<A> {
             } => {
                 if let Some(pos) = ctx.monitoring.iter().position(|m| *m == monitor) {
                     ctx.monitoring.swap_remove(pos);
-                    let mut c = Ctx {
-                        cell: self,
-                        state: ctx,
-                    };
-                    let cell = self.clone();
-                    cell.guarded_ctx(&mut c, |c| actor.handle_down(c, monitor, from, reason));
+                    // SAFETY: runner, and no handler is pending (checked above).
+                    if let Some(actor) = unsafe { self.actor() } {
+                        let mut c = Ctx {
+                            cell: self,
+                            state: ctx,
+                        };
+                        self.guarded_ctx(&mut c, |c| actor.handle_down(c, monitor, from, reason));
+                    }
                 }
             }
             Signal::Link(pid) => {
@@ -772,37 +928,75 @@ impl<A: Actor> Cell<A> {
         }
     }
 
-    fn dispatch(self: &Arc<Self>, state: &mut CellState<A>, env: Envelope) {
-        let CellState { actor, ctx, .. } = state;
-        let Some(actor) = actor.as_mut() else {
+    fn dispatch(self: &Arc<Self>, state: &mut CellState, env: Envelope) {
+        // SAFETY: runner, and no handler is pending (the run loop dispatches only then).
+        let Some(actor) = (unsafe { self.actor() }) else {
             self.system.dead_letters.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let mut c = Ctx {
             cell: self,
-            state: ctx,
+            state: &mut state.ctx,
         };
+        let mut pending = None;
         match env.plain_ptr() {
             Some(ptr) => {
                 // SAFETY: every plain value in an actor's mailbox is a `Letter<A, _>` (only
                 // `ActorRef<A>` pushes plain values, always letters), which is `#[repr(C)]`
                 // with its `Deliver<A>` first; the pointer is to the live value.
                 let deliver = unsafe { *ptr.as_ptr().cast::<Deliver<A>>() };
-                self.guarded_ctx(&mut c, |c| deliver(actor, c, env));
+                self.guarded_ctx(&mut c, |c| pending = deliver(actor, c, env));
             }
             None => self.guarded_ctx(&mut c, |c| actor.handle_archived(c, Archived { env: &env })),
+        }
+        if pending.is_some() {
+            state.pending = pending;
+            self.poll_pending(state);
+        }
+    }
+
+    /// Polls the pending async handler once; clears it when it completes (or panics).
+    fn poll_pending(self: &Arc<Self>, state: &mut CellState) {
+        let Some(future) = state.pending.as_mut() else {
+            return;
+        };
+        let waker = state
+            .waker
+            .get_or_insert_with(|| Waker::from(Arc::new(CellWaker(Arc::downgrade(self)))));
+        let mut cx = Context::from_waker(waker);
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => {}
+            Ok(Poll::Ready(())) => state.pending = None,
+            Err(panic) => {
+                self.system.panics.fetch_add(1, Ordering::Relaxed);
+                if state.ctx.exit.is_none() {
+                    state.ctx.exit = Some(ExitReason::Panicked(panic_message(&*panic).into()));
+                }
+                self.drop_pending(state);
+            }
+        }
+    }
+
+    /// Drops a pending handler (its destructor may panic: that must not escape).
+    fn drop_pending(&self, state: &mut CellState) {
+        if let Some(future) = state.pending.take() {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
         }
     }
 
     /// Stops the actor: hooks, dead letters, links, monitors, registry.
     fn terminate(
         self: &Arc<Self>,
-        state: &mut CellState<A>,
+        state: &mut CellState,
         run: &mut crate::mailbox::Run<'_, Envelope, Boxed<Signal>>,
     ) {
         run.close();
+        // The pending handler borrows the actor: it goes first.
+        self.drop_pending(state);
+        state.deferred.clear();
         let reason = state.ctx.exit.clone().unwrap_or(ExitReason::Normal);
-        if let Some(mut actor) = state.actor.take() {
+        // SAFETY: runner; no handler is pending any more.
+        if let Some(mut actor) = unsafe { (*self.actor.get()).take() } {
             if reason != ExitReason::Killed {
                 let mut c = Ctx {
                     cell: self,
@@ -813,6 +1007,7 @@ impl<A: Actor> Cell<A> {
             // The state's destructor may panic too: it must not take the runtime down.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
         }
+        state.waker = None;
         if reason.is_abnormal() {
             self.system.crashed.fetch_add(1, Ordering::Relaxed);
             if state.ctx.links.is_empty() && state.ctx.watchers.is_empty() {
@@ -840,11 +1035,11 @@ impl<A: Actor> Cell<A> {
         self.system.names.unregister_actor(self.id);
     }
 
-    /// After the close: hand back whatever is still queued (dead letters, and noproc answers
-    /// to links and monitors that arrived too late).
+    /// After the close: hand back whatever is still queued (dead letters, and answers to
+    /// links and monitors that arrived too late).
     fn drain_dead(
         &self,
-        state: &mut CellState<A>,
+        state: &mut CellState,
         run: &mut crate::mailbox::Run<'_, Envelope, Boxed<Signal>>,
     ) {
         let reason = state.ctx.exit.clone().unwrap_or(ExitReason::Normal);
@@ -880,9 +1075,9 @@ impl<A: Actor> RunCell for Cell<A> {
         let mut run = self.mailbox.begin_run(token);
         // SAFETY: we hold the mailbox's run (RUNNING): no other run of this cell exists, and
         // the previous one's accesses happen-before ours (begin_run Acquires what finish
-        // Released).
+        // Released). `state` does not overlap the actor, which a pending future may borrow.
         let state = unsafe { &mut *self.state.get() };
-        if state.actor.is_none() {
+        if self.is_stopped() {
             // Stopped earlier: whatever raced with the close is handed back, and a push that
             // raced with this drain schedules one more.
             self.drain_dead(state, &mut run);
@@ -891,16 +1086,31 @@ impl<A: Actor> RunCell for Cell<A> {
         }
         if !state.started {
             state.started = true;
-            let CellState { actor, ctx, .. } = &mut *state;
-            let actor = actor.as_mut().expect("checked above");
-            let mut c = Ctx {
-                cell: &self,
-                state: ctx,
-            };
-            self.guarded_ctx(&mut c, |c| actor.started(c));
+            // SAFETY: runner; nothing is pending before the first message.
+            if let Some(actor) = unsafe { self.actor() } {
+                let mut c = Ctx {
+                    cell: &self,
+                    state: &mut state.ctx,
+                };
+                self.guarded_ctx(&mut c, |c| actor.started(c));
+            }
         }
+        // Resume an async handler (this run may come from its waker).
+        self.poll_pending(state);
         let mut handled = 0;
         while state.ctx.exit.is_none() && handled < budget {
+            if state.pending.is_some() {
+                // Awaiting: only signals act; user messages wait.
+                match run.pop_system() {
+                    Some(signal) => self.handle_signal(state, signal.into_inner()),
+                    None => break,
+                }
+                continue;
+            }
+            if let Some(signal) = state.deferred.pop_front() {
+                self.handle_signal(state, signal);
+                continue;
+            }
             match run.pop() {
                 Some(Received::System(signal)) => self.handle_signal(state, signal.into_inner()),
                 Some(Received::User(env)) => {
@@ -915,7 +1125,9 @@ impl<A: Actor> RunCell for Cell<A> {
             self.schedule(run.finish(false));
             return RunOutcome::Exited;
         }
-        match run.finish(handled == budget) {
+        // Awaiting with nothing else to do: the handler's waker will schedule us.
+        let yielded = handled == budget && state.pending.is_none();
+        match run.finish(yielded) {
             Some(token) => {
                 self.schedule(Some(token));
                 RunOutcome::Yielded
@@ -1186,6 +1398,46 @@ impl<A: Actor> ActorRef<A> {
             };
             (kind, letter)
         })
+    }
+
+    /// Sends `msg` to an [`AsyncHandler`]; never blocks. On failure the message comes back.
+    pub fn tell_async<M: Send + 'static>(&self, msg: M) -> Result<(), SendError<M>>
+    where
+        A: AsyncHandler<M>,
+    {
+        self.send_letter(Letter {
+            deliver: deliver_async::<A, M> as Deliver<A>,
+            payload: (msg, None::<ReplyTo<<A as AsyncHandler<M>>::Reply>>),
+        })
+        .map_err(|(e, letter)| e.map(letter.payload.0))
+    }
+
+    /// Sends `msg` to an [`AsyncHandler`] and returns the pending reply.
+    pub fn ask_async<M: Send + 'static>(&self, msg: M) -> Reply<<A as AsyncHandler<M>>::Reply>
+    where
+        A: AsyncHandler<M>,
+    {
+        let slot = Arc::new(ReplySlot {
+            state: Mutex::new(ReplyState::Waiting(None)),
+            ready: Condvar::new(),
+        });
+        let letter = Letter {
+            deliver: deliver_async::<A, M> as Deliver<A>,
+            payload: (msg, Some(ReplyTo(Some(slot.clone())))),
+        };
+        match self.send_letter(letter) {
+            Ok(()) => Reply { slot },
+            Err((e, letter)) => {
+                let (_msg, reply_to) = letter.payload;
+                if let Some(mut r) = reply_to {
+                    r.0 = None;
+                }
+                Reply::failed(match e {
+                    SendError::Full(()) => AskError::Full,
+                    SendError::Dead(()) => AskError::ActorDied,
+                })
+            }
+        }
     }
 
     /// Sends an archived message (serialized into the sender's arena, read in place by the

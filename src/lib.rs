@@ -22,8 +22,8 @@ mod registry;
 mod timer;
 
 pub use actor::{
-    Actor, ActorRef, Archived, AskError, Ctx, Handler, Pid, Reply, RunOutcome, Runnable, Schedule,
-    SendError, SpawnError, System, SystemStats, DEFAULT_BUDGET,
+    Actor, ActorHandle, ActorRef, Archived, AskError, AsyncHandler, Ctx, Handler, Pid, Reply,
+    RunOutcome, Runnable, Schedule, SendError, SpawnError, System, SystemStats, DEFAULT_BUDGET,
 };
 pub use codec::Message;
 #[cfg(feature = "smol")]

@@ -334,6 +334,17 @@ impl<U: Linked, S: Linked> Run<'_, U, S> {
         }
     }
 
+    /// Takes the next control signal only, leaving user messages queued (for a consumer that
+    /// is busy with a user message, such as an actor awaiting inside a handler).
+    #[inline]
+    pub fn pop_system(&mut self) -> Option<S> {
+        // SAFETY: a `Run` is the single consumer.
+        match unsafe { self.mailbox.system.pop() } {
+            Pop::Data(s) => Some(s),
+            Pop::Empty | Pop::Inconsistent => None,
+        }
+    }
+
     /// Whether the mailbox has been closed (before or during this run). A run that sees it
     /// closed hands every message it pops to a dead-letter hook instead of handling it.
     #[inline]
