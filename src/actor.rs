@@ -49,7 +49,7 @@ use crate::arena;
 use crate::codec::{self, Message};
 use crate::exit::{ActorId, ExitReason, MonitorRef};
 use crate::mailbox::{Boxed, Envelope, Mailbox, PushError, Received, RunToken};
-use crate::registry::{Names, RegisterError, Slab};
+use crate::registry::{Groups, Names, RegisterError, Slab};
 use crate::timer::{TimerRef, Timers};
 
 /// The default number of user messages a run handles before it yields.
@@ -551,6 +551,8 @@ trait RunCell: Send + Sync {
     fn id(&self) -> ActorId;
     fn signal(self: Arc<Self>, signal: Signal) -> Result<(), Signal>;
     fn is_alive(&self) -> bool;
+    /// Pushes an archived envelope (a broadcast copy) into the user lane.
+    fn push_archived(self: Arc<Self>, env: Envelope) -> Result<(), Envelope>;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -578,6 +580,7 @@ pub(crate) struct SystemInner {
     pub(crate) timers: Arc<Timers>,
     slab: Slab,
     pub(crate) names: Names,
+    groups: Groups,
     budget: AtomicUsize,
     shutting_down: AtomicBool,
     next_monitor: AtomicU64,
@@ -615,6 +618,7 @@ impl System {
                 timers,
                 slab: Slab::new(),
                 names: Names::new(),
+                groups: Groups::new(),
                 budget: AtomicUsize::new(DEFAULT_BUDGET),
                 shutting_down: AtomicBool::new(false),
                 next_monitor: AtomicU64::new(1),
@@ -665,6 +669,63 @@ impl System {
     /// The actor registered as `name`, if it is alive.
     pub fn whereis(&self, name: &str) -> Option<Pid> {
         self.inner.names.whereis(name)
+    }
+
+    /// Adds the actor to process group `group` (a no-op if it is a member). It leaves when it
+    /// stops. Returns `false` if the actor has stopped.
+    pub fn join(&self, group: &str, pid: &Pid) -> bool {
+        self.inner.groups.join(group, pid.clone())
+    }
+
+    /// Removes the actor from `group`. Returns whether it was a member.
+    pub fn leave(&self, group: &str, pid: &Pid) -> bool {
+        self.inner.groups.leave(group, pid.id())
+    }
+
+    /// The members of `group` (a snapshot: lookups never block).
+    pub fn members(&self, group: &str) -> Vec<Pid> {
+        self.inner
+            .groups
+            .members(group)
+            .iter()
+            .filter(|p| p.is_alive())
+            .cloned()
+            .collect()
+    }
+
+    /// Sends one archived message to every member of `group`, serialized **once**: each member
+    /// gets a 32-byte reference to the same bytes in the sender's arena (no copy per member).
+    /// Members receive it in [`Actor::handle_archived`]. Returns how many members it reached
+    /// (members that stopped or are full are skipped, and counted as dead letters).
+    pub fn broadcast<M: Message>(
+        &self,
+        group: &str,
+        msg: &M,
+    ) -> Result<usize, arena::TrySendError<()>> {
+        let members = self.inner.groups.members(group);
+        if members.is_empty() {
+            return Ok(0);
+        }
+        arena::with_writer(|w| {
+            let original = codec::encode(w, msg).map_err(|e| match e {
+                crate::mailbox::WriteError::TooLarge { .. } => arena::TrySendError::TooLarge(()),
+                crate::mailbox::WriteError::Failed(err) => arena::TrySendError::Encode((), err),
+                _ => arena::TrySendError::Full(()),
+            })?;
+            let mut reached = 0;
+            for member in members.iter() {
+                let delivered = match w.share(&original) {
+                    Ok(copy) => member.0.clone().push_archived(copy).is_ok(),
+                    Err(_) => false,
+                };
+                if delivered {
+                    reached += 1;
+                } else {
+                    self.inner.dead_letters.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(reached)
+        })
     }
 
     /// Sets how many user messages a run handles before yielding (default 128).
@@ -1033,6 +1094,7 @@ impl<A: Actor> Cell<A> {
         state.ctx.parent = None;
         self.system.slab.remove(self.id);
         self.system.names.unregister_actor(self.id);
+        self.system.groups.leave_all(self.id);
     }
 
     /// After the close: hand back whatever is still queued (dead letters, and answers to
@@ -1152,6 +1214,10 @@ impl<A: Actor> RunCell for Cell<A> {
 
     fn is_alive(&self) -> bool {
         !self.mailbox.is_closed()
+    }
+
+    fn push_archived(self: Arc<Self>, env: Envelope) -> Result<(), Envelope> {
+        self.push(env).map_err(PushError::into_inner)
     }
 }
 

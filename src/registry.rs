@@ -304,3 +304,77 @@ impl Names {
             .cloned()
     }
 }
+
+/// Process groups: group name -> members, published as snapshots like the name table.
+pub(crate) struct Groups {
+    table: ArcSwap<HashMap<Arc<str>, Arc<Vec<Pid>>>>,
+    writer: Mutex<()>,
+}
+
+impl Groups {
+    pub(crate) fn new() -> Self {
+        Self {
+            table: ArcSwap::from_pointee(HashMap::new()),
+            writer: Mutex::new(()),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut HashMap<Arc<str>, Arc<Vec<Pid>>>)) {
+        let _w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = HashMap::clone(&self.table.load());
+        f(&mut next);
+        next.retain(|_, members| !members.is_empty());
+        self.table.store(Arc::new(next));
+    }
+
+    /// Adds `pid` to `group` (once). Returns `false` if the actor is not alive.
+    pub(crate) fn join(&self, group: &str, pid: Pid) -> bool {
+        if !pid.is_alive() {
+            return false;
+        }
+        self.update(|t| {
+            let members = t.entry(group.into()).or_default();
+            if !members.iter().any(|p| p.id() == pid.id()) {
+                let mut m = Vec::clone(members);
+                m.push(pid);
+                *members = Arc::new(m);
+            }
+        });
+        true
+    }
+
+    /// Removes `id` from `group`. Returns whether it was a member.
+    pub(crate) fn leave(&self, group: &str, id: ActorId) -> bool {
+        let mut was = false;
+        self.update(|t| {
+            if let Some(members) = t.get_mut(group) {
+                was = members.iter().any(|p| p.id() == id);
+                if was {
+                    *members = Arc::new(members.iter().filter(|p| p.id() != id).cloned().collect());
+                }
+            }
+        });
+        was
+    }
+
+    /// Removes `id` from every group (when it stops).
+    pub(crate) fn leave_all(&self, id: ActorId) {
+        let table = self.table.load();
+        if table.values().any(|m| m.iter().any(|p| p.id() == id)) {
+            drop(table);
+            self.update(|t| {
+                for members in t.values_mut() {
+                    if members.iter().any(|p| p.id() == id) {
+                        *members =
+                            Arc::new(members.iter().filter(|p| p.id() != id).cloned().collect());
+                    }
+                }
+            });
+        }
+    }
+
+    /// The live members of `group` (a snapshot).
+    pub(crate) fn members(&self, group: &str) -> Arc<Vec<Pid>> {
+        self.table.load().get(group).cloned().unwrap_or_default()
+    }
+}
