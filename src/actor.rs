@@ -62,8 +62,13 @@ pub trait Actor: Send + Sized + 'static {
     /// Runs once, before any message.
     fn started(&mut self, ctx: &mut Ctx<Self>) {}
 
-    /// Runs when the actor stops (not when it is killed), before it is dropped.
+    /// Runs when the actor stops (not when it is killed), while it can still use its
+    /// context (send last messages, unregister). Then [`stopped`](Actor::stopped) runs.
     fn stopping(&mut self, ctx: &mut Ctx<Self>, reason: &ExitReason) {}
+
+    /// Runs last, on every exit including a kill, with the final reason; the actor is then
+    /// dropped. Its links and monitors are told right after.
+    fn stopped(&mut self, reason: &ExitReason) {}
 
     /// An exit signal from a linked actor (or a [`stop`](ActorRef::stop) request) while the
     /// actor traps exits ([`Ctx::trap_exit`]). The default stops the actor with the same
@@ -1064,6 +1069,9 @@ impl<A: Actor> Cell<A> {
                     state: &mut state.ctx,
                 };
                 self.guarded_ctx(&mut c, |c| actor.stopping(c, &reason));
+            }
+            if catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason))).is_err() {
+                self.system.panics.fetch_add(1, Ordering::Relaxed);
             }
             // The state's destructor may panic too: it must not take the runtime down.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));

@@ -43,6 +43,11 @@ impl Actor for Probe {
     fn stopping(&mut self, _ctx: &mut Ctx<Self>, reason: &ExitReason) {
         self.note(format!("stopping {reason}"));
     }
+    fn stopped(&mut self, reason: &ExitReason) {
+        if *reason == ExitReason::Killed {
+            self.note("stopped killed".into());
+        }
+    }
     fn handle_exit(&mut self, _ctx: &mut Ctx<Self>, from: Option<ActorId>, reason: ExitReason) {
         self.note(format!(
             "exit from {} {reason}",
@@ -190,7 +195,11 @@ fn kill_is_untrappable_and_skips_the_stopping_hook() {
     assert!(k.kill());
     d.run_until_idle();
     assert!(!k.is_alive());
-    assert!(entries(&k_log).is_empty());
+    assert_eq!(
+        entries(&k_log),
+        ["stopped killed"],
+        "kill skips stopping but runs stopped"
+    );
     assert_eq!(entries(&w_log), [format!("down {} killed", k.id())]);
     assert!(!k.kill(), "already dead");
 }
