@@ -1348,6 +1348,30 @@ impl<A: Actor> ActorRef<A> {
         .map_err(|(e, letter)| e.map(letter.payload))
     }
 
+    /// The same as [`tell`](Self::tell), by the name that says it never waits.
+    pub fn try_tell<M: Send + 'static>(&self, msg: M) -> Result<(), SendError<M>>
+    where
+        A: Handler<M>,
+    {
+        self.tell(msg)
+    }
+
+    /// Sends `msg`, waiting (asynchronously, without blocking a thread) while the sending
+    /// thread's arena pool is exhausted: memory stays bounded and nothing is dropped. Fails at
+    /// once, with the message back, if the actor has stopped or its bounded mailbox is full.
+    pub fn send<M: Send + 'static>(&self, msg: M) -> SendFuture<'_, A, M>
+    where
+        A: Handler<M>,
+    {
+        SendFuture {
+            to: self,
+            letter: Some(Letter {
+                deliver: deliver_tell::<A, M> as Deliver<A>,
+                payload: msg,
+            }),
+        }
+    }
+
     /// Sends `msg` and returns the pending reply. Errors (full, dead) are in the reply.
     pub fn ask<M: Send + 'static>(&self, msg: M) -> Reply<A::Reply>
     where
@@ -1454,10 +1478,30 @@ impl<A: Actor> ActorRef<A> {
         &self,
         letter: Letter<A, M>,
     ) -> Result<(), (SendError<()>, Letter<A, M>)> {
+        self.send_letter_or_wait(letter, None)
+    }
+
+    /// Like `send_letter`; when the sender's arena pool is exhausted and `waker` is given, the
+    /// waker is registered with the pool (woken when space comes back) and the letter comes
+    /// back with `SendError::Full`.
+    fn send_letter_or_wait<M: Send + 'static>(
+        &self,
+        letter: Letter<A, M>,
+        waker: Option<&Waker>,
+    ) -> Result<(), (SendError<()>, Letter<A, M>)> {
         if self.cell.mailbox.is_closed() {
             return Err((SendError::Dead(()), letter));
         }
-        let env = match arena::with_writer(|w| w.write_plain(letter)) {
+        let written = arena::with_writer(|w| match w.write_plain(letter) {
+            Err((letter, crate::mailbox::WriteError::Exhausted)) if waker.is_some() => {
+                w.retire_current();
+                w.register_waiter(waker.expect("checked"));
+                // Space may have come back before we registered: one more try.
+                w.write_plain(letter)
+            }
+            other => other,
+        });
+        let env = match written {
             Ok(env) => env,
             Err((letter, _)) => return Err((SendError::Full(()), letter)),
         };
@@ -1535,6 +1579,42 @@ impl<A: Actor> ActorRef<A> {
     /// Kills the actor (untrappable). Returns `false` if it had stopped.
     pub fn kill(&self) -> bool {
         self.pid().kill()
+    }
+}
+
+/// The future of [`ActorRef::send`].
+pub struct SendFuture<'a, A: Actor, M> {
+    to: &'a ActorRef<A>,
+    letter: Option<Letter<A, M>>,
+}
+
+impl<A: Actor, M> Unpin for SendFuture<'_, A, M> {}
+
+impl<A: Handler<M>, M: Send + 'static> Future for SendFuture<'_, A, M> {
+    type Output = Result<(), SendError<M>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(letter) = self.letter.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mailbox_full = |to: &ActorRef<A>| {
+            to.cell
+                .mailbox
+                .capacity()
+                .is_some_and(|c| to.cell.mailbox.occupancy().unwrap_or(0) >= c.get() as usize)
+        };
+        match self.to.send_letter_or_wait(letter, Some(cx.waker())) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err((SendError::Dead(()), letter)) => Poll::Ready(Err(SendError::Dead(letter.payload))),
+            Err((SendError::Full(()), letter)) if mailbox_full(self.to) => {
+                Poll::Ready(Err(SendError::Full(letter.payload)))
+            }
+            Err((SendError::Full(()), letter)) => {
+                // The arena pool is exhausted; our waker is registered with it.
+                self.letter = Some(letter);
+                Poll::Pending
+            }
+        }
     }
 }
 

@@ -428,3 +428,59 @@ fn ping_pong_on_the_thread_pool() {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+struct Sum(Arc<AtomicUsize>);
+impl Actor for Sum {}
+impl Handler<usize> for Sum {
+    type Reply = ();
+    fn handle(&mut self, n: usize, _: &mut Ctx<Self>) {
+        self.0.fetch_add(n, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn send_waits_for_arena_space_and_loses_nothing() {
+    let pool = ThreadPool::new(2);
+    let total = Arc::new(AtomicUsize::new(0));
+    let sum = pool.system().spawn(Sum(total.clone())).unwrap();
+    let sender = {
+        let sum = sum.clone();
+        std::thread::spawn(move || {
+            // A tiny pool: the sender must wait for the receiver to recycle chunks.
+            airssys_rt::arena::set_thread_pool_config(
+                airssys_rt::mailbox::PoolConfig::default()
+                    .chunk_size(4096)
+                    .max_bytes(2 * 4096),
+            );
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                for i in 0..20_000 {
+                    sum.send(i).await.unwrap();
+                }
+            });
+            airssys_rt::arena::with_writer(|w| w.stats())
+        })
+    };
+    let stats = sender.join().unwrap();
+    assert!(stats.bytes <= 2 * 4096, "the sender's pool grew: {stats:?}");
+    assert!(stats.chunks_recycled > 0);
+    let deadline = std::time::Instant::now() + WAIT;
+    while total.load(Ordering::SeqCst) < (0..20_000).sum::<usize>() {
+        assert!(std::time::Instant::now() < deadline, "messages lost");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(total.load(Ordering::SeqCst), (0..20_000).sum::<usize>());
+    sum.kill();
+    let deadline = std::time::Instant::now() + WAIT;
+    while sum.is_alive() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::yield_now();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(sum.send(7)), Err(SendError::Dead(7)));
+    assert_eq!(sum.try_tell(8), Err(SendError::Dead(8)));
+}
