@@ -102,6 +102,9 @@ pub struct ArenaWriter {
     chunk: Option<NonNull<ChunkHeader>>,
     /// Offset of the next header in the current chunk.
     cursor: usize,
+    /// Size of the current chunk, cached: the chunk header's cache line is written by every
+    /// receiver's release, so the send path must not read it.
+    end: usize,
     /// References issued from the current chunk (one per message, plus nothing else).
     issued: usize,
 }
@@ -117,6 +120,7 @@ impl ArenaWriter {
             pool: PoolShared::create(config),
             chunk: None,
             cursor: 0,
+            end: 0,
             issued: 0,
         }
     }
@@ -151,7 +155,7 @@ impl ArenaWriter {
     /// Bytes left in the current chunk after its cursor.
     fn room(&self) -> usize {
         match self.chunk {
-            Some(c) => ChunkHeader::size(c) - self.cursor,
+            Some(_) => self.end - self.cursor,
             None => 0,
         }
     }
@@ -163,6 +167,7 @@ impl ArenaWriter {
         let chunk = unsafe { PoolShared::take_chunk(self.pool) }?;
         self.chunk = Some(chunk);
         self.cursor = DATA_OFFSET;
+        self.end = ChunkHeader::size(chunk);
         self.issued = 0;
         Ok(())
     }
@@ -265,7 +270,7 @@ impl ArenaWriter {
         loop {
             let chunk = self.chunk.expect("ensured above");
             let start = self.cursor + HEADER;
-            let end = ChunkHeader::size(chunk);
+            let end = self.end;
             // SAFETY: `start..end` is the unused tail of our current chunk: nobody reads it.
             let region = unsafe { region(chunk, start, end) };
             match fill(region) {
