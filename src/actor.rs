@@ -1462,7 +1462,10 @@ impl<A: Actor> ActorRef<A> {
         )
     }
 
-    /// Sends `msg` and blocks until the reply or `timeout` (real time).
+    /// Sends `msg` and blocks the calling thread until the reply, or until `timeout` passes on
+    /// the system's clock (the same timers as [`ask_within`](Self::ask_within)), with a
+    /// real-time bound of `timeout` as well. For threaded drivers; under a
+    /// [`ManualDriver`](crate::ManualDriver) use `ask_within` and advance time instead.
     pub fn ask_timeout<M: Send + 'static>(
         &self,
         msg: M,
@@ -1471,7 +1474,7 @@ impl<A: Actor> ActorRef<A> {
     where
         A: Handler<M>,
     {
-        self.ask(msg).wait(timeout)
+        self.ask_within(msg, timeout).wait(timeout)
     }
 
     fn send_letter<M: Send + 'static>(
