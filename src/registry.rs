@@ -1,14 +1,10 @@
-//! Actor ids (a lock-free generational slab) and names (`arc-swap` snapshots).
+//! Actor ids, names and process groups.
 //!
-//! # The slab
+//! # Ids
 //!
-//! Slots live in segments that double in size (64, 128, 256, ... slots) and are never freed or
-//! moved, so a slot reference stays valid forever. Each slot has a generation, bumped every
-//! time the slot is released: an [`ActorId`] is `(index, generation)` and resolves only while
-//! the slot still has that generation, so a stale id never resolves, even after the slot has
-//! been reused. Free slots form a Treiber stack whose head carries a tag (bumped by every
-//! change) against ABA. Lookups are wait-free: a segment load, a generation check, and an
-//! `arc-swap` load of the slot's entry.
+//! An [`ActorId`] is a slot of the mailbox crate's lock-free generational
+//! [`Slab`](crate::mailbox::Slab) (index + generation; a stale id never resolves, even after
+//! its slot is reused; loom model `mailbox/tests/loom_slab.rs`).
 //!
 //! # Names
 //!
@@ -17,192 +13,59 @@
 //! by a mutex and publish a new table.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 
 use crate::exit::ActorId;
+use crate::mailbox::{Slab as GenerationalSlab, SlabId};
 use crate::Pid;
 
-const FIRST_SEGMENT: usize = 64;
-const SEGMENTS: usize = 26;
-const NONE: u32 = u32::MAX;
+/// Actor addresses by id: the mailbox crate's lock-free generational slab (loom-checked).
+pub(crate) struct Slab(GenerationalSlab<Pid>);
 
-struct Slot {
-    generation: AtomicU32,
-    /// Next free slot while this one is free.
-    next_free: AtomicU32,
-    entry: ArcSwapOption<Pid>,
-}
-
-/// A lock-free generational slab of actor addresses.
-pub(crate) struct Slab {
-    segments: [AtomicPtr<Slot>; SEGMENTS],
-    /// Slots handed out so far (the next never-used index).
-    high: AtomicU32,
-    /// Free list head: `(tag << 32) | index`.
-    free: AtomicU64,
-    live: AtomicU32,
-}
-
-fn locate(index: u32) -> (usize, usize) {
-    let i = index as usize + FIRST_SEGMENT;
-    let segment =
-        (usize::BITS - 1 - i.leading_zeros()) as usize - FIRST_SEGMENT.trailing_zeros() as usize;
-    (segment, i - (FIRST_SEGMENT << segment))
+fn slab_id(id: ActorId) -> SlabId {
+    SlabId {
+        index: id.index,
+        generation: id.generation,
+    }
 }
 
 impl Slab {
     pub(crate) fn new() -> Self {
-        Self {
-            segments: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
-            high: AtomicU32::new(0),
-            free: AtomicU64::new(NONE as u64),
-            live: AtomicU32::new(0),
-        }
+        Self(GenerationalSlab::new())
     }
 
-    fn slot(&self, index: u32) -> Option<&Slot> {
-        let (segment, offset) = locate(index);
-        let base = self.segments.get(segment)?.load(Ordering::Acquire);
-        // SAFETY: a non-null segment pointer is a leaked array of `FIRST_SEGMENT << segment`
-        // initialised slots that is never freed while the slab lives; `offset` is in range.
-        (!base.is_null()).then(|| unsafe { &*base.add(offset) })
-    }
-
-    fn slot_or_grow(&self, index: u32) -> Option<&Slot> {
-        if let Some(slot) = self.slot(index) {
-            return Some(slot);
-        }
-        let (segment, _) = locate(index);
-        let len = FIRST_SEGMENT << segment;
-        let fresh: Box<[Slot]> = (0..len)
-            .map(|_| Slot {
-                generation: AtomicU32::new(0),
-                next_free: AtomicU32::new(NONE),
-                entry: ArcSwapOption::empty(),
-            })
-            .collect();
-        let fresh = Box::into_raw(fresh).cast::<Slot>();
-        let cell = self.segments.get(segment)?;
-        if cell
-            .compare_exchange(
-                std::ptr::null_mut(),
-                fresh,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-        {
-            // Another thread installed the segment first.
-            // SAFETY: `fresh` is ours, unpublished, and was made from a boxed slice of `len`.
-            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, len)) });
-        }
-        self.slot(index)
-    }
-
-    /// Takes a slot for `pid` (made by `make` from the new id). `None` when the slab is full.
+    /// Takes a slot for `pid` (made by `make` from the new id). `None` when ids run out.
     pub(crate) fn insert(&self, make: impl FnOnce(ActorId) -> Pid) -> Option<(ActorId, Pid)> {
-        let index = self.pop_free().or_else(|| {
-            let i = self.high.fetch_add(1, Ordering::Relaxed);
-            (i != NONE).then_some(i)
+        let (id, entry) = self.0.insert(|id| {
+            make(ActorId {
+                index: id.index,
+                generation: id.generation,
+            })
         })?;
-        let slot = self.slot_or_grow(index)?;
-        let id = ActorId {
-            index,
-            generation: slot.generation.load(Ordering::Acquire),
-        };
-        let pid = make(id);
-        slot.entry.store(Some(Arc::new(pid.clone())));
-        self.live.fetch_add(1, Ordering::Relaxed);
-        Some((id, pid))
+        Some((
+            ActorId {
+                index: id.index,
+                generation: id.generation,
+            },
+            entry.1.clone(),
+        ))
     }
 
-    /// The address of `id`, if it is still alive (its slot has not been released).
+    /// The address of `id`, if it is still alive: a stale id never resolves.
     pub(crate) fn get(&self, id: ActorId) -> Option<Pid> {
-        let slot = self.slot(id.index)?;
-        if slot.generation.load(Ordering::Acquire) != id.generation {
-            return None;
-        }
-        let entry = slot.entry.load_full()?;
-        // The slot may have been released and reused between the two loads: check the entry.
-        (entry.id() == id).then(|| (*entry).clone())
+        self.0.get(slab_id(id)).map(|e| e.1.clone())
     }
 
     /// Releases `id`'s slot: the id never resolves again.
     pub(crate) fn remove(&self, id: ActorId) {
-        let Some(slot) = self.slot(id.index) else {
-            return;
-        };
-        if slot
-            .generation
-            .compare_exchange(
-                id.generation,
-                id.generation.wrapping_add(1),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
-            return; // already released
-        }
-        slot.entry.store(None);
-        self.live.fetch_sub(1, Ordering::Relaxed);
-        self.push_free(id.index, slot);
+        self.0.remove(slab_id(id));
     }
 
     /// Actors registered now.
     pub(crate) fn live(&self) -> u32 {
-        self.live.load(Ordering::Relaxed)
-    }
-
-    fn pop_free(&self) -> Option<u32> {
-        let mut head = self.free.load(Ordering::Acquire);
-        loop {
-            let index = head as u32;
-            if index == NONE {
-                return None;
-            }
-            let next = self.slot(index)?.next_free.load(Ordering::Acquire);
-            let new = ((head >> 32).wrapping_add(1) << 32) | next as u64;
-            match self
-                .free
-                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Some(index),
-                Err(actual) => head = actual,
-            }
-        }
-    }
-
-    fn push_free(&self, index: u32, slot: &Slot) {
-        let mut head = self.free.load(Ordering::Acquire);
-        loop {
-            slot.next_free.store(head as u32, Ordering::Release);
-            let new = ((head >> 32).wrapping_add(1) << 32) | index as u64;
-            match self
-                .free
-                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return,
-                Err(actual) => head = actual,
-            }
-        }
-    }
-}
-
-impl Drop for Slab {
-    fn drop(&mut self) {
-        for (segment, cell) in self.segments.iter_mut().enumerate() {
-            let base = *cell.get_mut();
-            if !base.is_null() {
-                let len = FIRST_SEGMENT << segment;
-                // SAFETY: published by `slot_or_grow` from a boxed slice of `len`; `&mut self`
-                // means nobody else can reach it.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(base, len)) });
-            }
-        }
+        self.0.len() as u32
     }
 }
 

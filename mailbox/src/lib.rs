@@ -13,6 +13,7 @@
 //! | [`Mailbox`] | user lane (optionally bounded) + system lane + state word |
 //! | [`Boxed`] | a heap node for a plain value (control signals, tests) |
 //! | [`ArenaWriter`], [`chunk`] | one thread's bump allocator over pooled 64 KiB chunks, biased refcounts |
+//! | [`Slab`] | a lock-free generational slab (actor ids) |
 //! | [`Envelope`] | the owning handle to one message in a chunk: bytes, a plain value, or a shared copy |
 //!
 //! Every lock-free structure here has a loom model (`tests/loom_*.rs`), run in CI together
@@ -42,6 +43,7 @@ pub mod envelope;
 pub mod header;
 mod mailbox;
 pub mod queue;
+pub mod slab;
 pub mod state;
 mod sync;
 mod writer;
@@ -52,5 +54,6 @@ pub use envelope::{Envelope, Kind, KIND_SHIFT, TYPE_TAG_MASK};
 pub use header::{Link, MsgHeader};
 pub use mailbox::{Mailbox, PushError, Received, Run, RunToken};
 pub use queue::{Linked, MpscQueue, Pop};
+pub use slab::{Slab, SlabId};
 pub use state::SchedState;
 pub use writer::{ArenaWriter, FillError, WriteError};
