@@ -815,6 +815,12 @@ struct CellState {
     ctx: CtxState,
     /// An async handler in progress (it borrows the actor).
     pending: Option<Pending>,
+    /// What only actors that await need: allocated on their first await.
+    awaiting: Option<Box<AwaitState>>,
+}
+
+#[derive(Default)]
+struct AwaitState {
     /// Signals that need the actor, kept until the pending handler completes.
     deferred: std::collections::VecDeque<Signal>,
     /// The waker handed to async handlers (made once).
@@ -822,15 +828,33 @@ struct CellState {
 }
 
 struct CtxState {
+    trap_exit: bool,
+    /// Set when the actor decided to stop.
+    exit: Option<ExitReason>,
+    /// Links and monitors: allocated on first use, so an idle actor without any costs 8 bytes.
+    rel: Option<Box<Relations>>,
+}
+
+#[derive(Default)]
+struct Relations {
     links: Vec<Pid>,
     /// Who monitors this actor.
     watchers: Vec<(MonitorRef, Pid)>,
     /// The monitors this actor holds (to ignore downs after a demonitor).
     monitoring: Vec<MonitorRef>,
-    trap_exit: bool,
-    /// Set when the actor decided to stop.
-    exit: Option<ExitReason>,
     parent: Option<Pid>,
+}
+
+impl CtxState {
+    /// The relations, allocated if needed (for adding one).
+    fn rel(&mut self) -> &mut Relations {
+        self.rel.get_or_insert_with(Default::default)
+    }
+
+    /// The relations if any exist (for removing or reading).
+    fn rel_mut(&mut self) -> Option<&mut Relations> {
+        self.rel.as_deref_mut()
+    }
 }
 
 fn spawn_cell<A: Actor>(
@@ -854,16 +878,18 @@ fn spawn_cell<A: Actor>(
                 actor: UnsafeCell::new(actor.take()),
                 state: UnsafeCell::new(CellState {
                     pending: None,
-                    deferred: std::collections::VecDeque::new(),
-                    waker: None,
+                    awaiting: None,
                     started: false,
                     ctx: CtxState {
-                        links: parent.iter().cloned().collect(),
-                        watchers: Vec::new(),
-                        monitoring: Vec::new(),
+                        rel: parent.as_ref().map(|p| {
+                            Box::new(Relations {
+                                links: vec![p.clone()],
+                                parent: Some(p.clone()),
+                                ..Relations::default()
+                            })
+                        }),
                         trap_exit: false,
                         exit: None,
-                        parent: parent.clone(),
                     },
                 }),
             });
@@ -932,7 +958,11 @@ impl<A: Actor> Cell<A> {
 
     fn handle_signal(self: &Arc<Self>, state: &mut CellState, signal: Signal) {
         if state.pending.is_some() && Self::needs_actor(state, &signal) {
-            state.deferred.push_back(signal);
+            state
+                .awaiting
+                .get_or_insert_with(Default::default)
+                .deferred
+                .push_back(signal);
             return;
         }
         let ctx = &mut state.ctx;
@@ -940,7 +970,9 @@ impl<A: Actor> Cell<A> {
             Signal::Kill => ctx.exit = Some(ExitReason::Killed),
             Signal::Exit { from, reason } => {
                 if let Some(from) = from {
-                    ctx.links.retain(|p| p.id() != from);
+                    if let Some(r) = ctx.rel_mut() {
+                        r.links.retain(|p| p.id() != from);
+                    }
                 }
                 if ctx.trap_exit {
                     // SAFETY: runner, and no handler is pending (checked above).
@@ -962,8 +994,11 @@ impl<A: Actor> Cell<A> {
                 from,
                 reason,
             } => {
-                if let Some(pos) = ctx.monitoring.iter().position(|m| *m == monitor) {
-                    ctx.monitoring.swap_remove(pos);
+                let watched = ctx.rel_mut().is_some_and(|r| {
+                    let pos = r.monitoring.iter().position(|m| *m == monitor);
+                    pos.map(|pos| r.monitoring.swap_remove(pos)).is_some()
+                });
+                if watched {
                     // SAFETY: runner, and no handler is pending (checked above).
                     if let Some(actor) = unsafe { self.actor() } {
                         let mut c = Ctx {
@@ -975,13 +1010,22 @@ impl<A: Actor> Cell<A> {
                 }
             }
             Signal::Link(pid) => {
-                if !ctx.links.iter().any(|p| p.id() == pid.id()) {
-                    ctx.links.push(pid);
+                let links = &mut ctx.rel().links;
+                if !links.iter().any(|p| p.id() == pid.id()) {
+                    links.push(pid);
                 }
             }
-            Signal::Unlink(id) => ctx.links.retain(|p| p.id() != id),
-            Signal::Monitor { monitor, watcher } => ctx.watchers.push((monitor, watcher)),
-            Signal::Demonitor(monitor) => ctx.watchers.retain(|(m, _)| *m != monitor),
+            Signal::Unlink(id) => {
+                if let Some(r) = ctx.rel_mut() {
+                    r.links.retain(|p| p.id() != id);
+                }
+            }
+            Signal::Monitor { monitor, watcher } => ctx.rel().watchers.push((monitor, watcher)),
+            Signal::Demonitor(monitor) => {
+                if let Some(r) = ctx.rel_mut() {
+                    r.watchers.retain(|(m, _)| *m != monitor);
+                }
+            }
         }
     }
 
@@ -1027,6 +1071,8 @@ impl<A: Actor> Cell<A> {
             return;
         };
         let waker = state
+            .awaiting
+            .get_or_insert_with(Default::default)
             .waker
             .get_or_insert_with(|| Waker::from(Arc::new(CellWaker(Arc::downgrade(self)))));
         let mut cx = Context::from_waker(waker);
@@ -1059,7 +1105,9 @@ impl<A: Actor> Cell<A> {
         run.close();
         // The pending handler borrows the actor: it goes first.
         self.drop_pending(state);
-        state.deferred.clear();
+        if let Some(a) = state.awaiting.as_mut() {
+            a.deferred.clear();
+        }
         let reason = state.ctx.exit.clone().unwrap_or(ExitReason::Normal);
         // SAFETY: runner; no handler is pending any more.
         if let Some(mut actor) = unsafe { (*self.actor.get()).take() } {
@@ -1076,30 +1124,35 @@ impl<A: Actor> Cell<A> {
             // The state's destructor may panic too: it must not take the runtime down.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
         }
-        state.waker = None;
+        state.awaiting = None;
         if reason.is_abnormal() {
             self.system.crashed.fetch_add(1, Ordering::Relaxed);
-            if state.ctx.links.is_empty() && state.ctx.watchers.is_empty() {
+            if state
+                .ctx
+                .rel
+                .as_ref()
+                .is_none_or(|r| r.links.is_empty() && r.watchers.is_empty())
+            {
                 // Nobody will hear of it: log it (and it is counted in the stats).
                 eprintln!("airssys-rt: actor {} exited: {reason}", self.id);
             }
         }
         self.drain_dead(state, run);
         let me = Some(self.id);
-        for pid in state.ctx.links.drain(..) {
+        let rel = state.ctx.rel.take().map(|r| *r).unwrap_or_default();
+        for pid in rel.links {
             let _ = pid.signal(Signal::Exit {
                 from: me,
                 reason: reason.clone(),
             });
         }
-        for (monitor, watcher) in state.ctx.watchers.drain(..) {
+        for (monitor, watcher) in rel.watchers {
             let _ = watcher.signal(Signal::Down {
                 monitor,
                 from: self.id,
                 reason: reason.clone(),
             });
         }
-        state.ctx.parent = None;
         self.system.slab.remove(self.id);
         self.system.names.unregister_actor(self.id);
         self.system.groups.leave_all(self.id);
@@ -1177,7 +1230,7 @@ impl<A: Actor> RunCell for Cell<A> {
                 }
                 continue;
             }
-            if let Some(signal) = state.deferred.pop_front() {
+            if let Some(signal) = state.awaiting.as_mut().and_then(|a| a.deferred.pop_front()) {
                 self.handle_signal(state, signal);
                 continue;
             }
@@ -1683,11 +1736,12 @@ impl<A: Actor> Ctx<'_, A> {
     /// too (or, trapping exits, is told). Linking to a stopped actor delivers an exit signal
     /// `noproc` at once.
     pub fn link(&mut self, other: &Pid) {
-        if other.id() == self.cell.id || self.state.links.iter().any(|p| p.id() == other.id()) {
+        let linked = |r: &Relations| r.links.iter().any(|p| p.id() == other.id());
+        if other.id() == self.cell.id || self.state.rel.as_deref().is_some_and(linked) {
             return;
         }
         match other.signal(Signal::Link(self.cell.pid())) {
-            Ok(()) => self.state.links.push(other.clone()),
+            Ok(()) => self.state.rel().links.push(other.clone()),
             Err(_) => {
                 let _ = self.cell.clone().signal(Signal::Exit {
                     from: Some(other.id()),
@@ -1699,7 +1753,9 @@ impl<A: Actor> Ctx<'_, A> {
 
     /// Removes a link (both ways).
     pub fn unlink(&mut self, other: &Pid) {
-        self.state.links.retain(|p| p.id() != other.id());
+        if let Some(r) = self.state.rel_mut() {
+            r.links.retain(|p| p.id() != other.id());
+        }
         let _ = other.signal(Signal::Unlink(self.cell.id));
     }
 
@@ -1712,7 +1768,7 @@ impl<A: Actor> Ctx<'_, A> {
                 .next_monitor
                 .fetch_add(1, Ordering::Relaxed),
         );
-        self.state.monitoring.push(monitor);
+        self.state.rel().monitoring.push(monitor);
         if other
             .signal(Signal::Monitor {
                 monitor,
@@ -1731,20 +1787,22 @@ impl<A: Actor> Ctx<'_, A> {
 
     /// Stops watching; a down notification already on its way is discarded.
     pub fn demonitor(&mut self, other: &Pid, monitor: MonitorRef) {
-        self.state.monitoring.retain(|m| *m != monitor);
+        if let Some(r) = self.state.rel_mut() {
+            r.monitoring.retain(|m| *m != monitor);
+        }
         let _ = other.signal(Signal::Demonitor(monitor));
     }
 
     /// Starts a child linked to this actor.
     pub fn spawn_link<C: Actor>(&mut self, child: C) -> Result<ActorRef<C>, SpawnError> {
         let child = spawn_cell(&self.cell.system, child, None, Some(self.cell.pid()))?;
-        self.state.links.push(child.pid());
+        self.state.rel().links.push(child.pid());
         Ok(child)
     }
 
     /// The actor that spawned this one with [`spawn_link`](Self::spawn_link), if any.
     pub fn parent(&self) -> Option<&Pid> {
-        self.state.parent.as_ref()
+        self.state.rel.as_ref().and_then(|r| r.parent.as_ref())
     }
 
     /// Delivers `msg` to this actor after `delay` on the system's clock.
