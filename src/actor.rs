@@ -128,7 +128,7 @@ impl<'a> Archived<'a> {
 }
 
 /// Control signals (the mailbox's system lane).
-pub(crate) enum Signal {
+enum Signal {
     /// An exit signal: from a link, or a stop request (`from: None`).
     Exit {
         from: Option<ActorId>,
@@ -147,6 +147,8 @@ pub(crate) enum Signal {
         watcher: Pid,
     },
     Demonitor(MonitorRef),
+    /// Complete this with the final exit reason (`Pid::exit_reason`).
+    WatchExit(ReplyTo<ExitReason>),
 }
 
 type ActorMailbox = Mailbox<Envelope, Boxed<Signal>>;
@@ -843,6 +845,8 @@ struct Relations {
     /// The monitors this actor holds (to ignore downs after a demonitor).
     monitoring: Vec<MonitorRef>,
     parent: Option<Pid>,
+    /// Waiting for this actor's exit reason (`Pid::exit_reason`).
+    exit_waiters: Vec<ReplyTo<ExitReason>>,
 }
 
 impl CtxState {
@@ -1021,6 +1025,7 @@ impl<A: Actor> Cell<A> {
                 }
             }
             Signal::Monitor { monitor, watcher } => ctx.rel().watchers.push((monitor, watcher)),
+            Signal::WatchExit(reply) => ctx.rel().exit_waiters.push(reply),
             Signal::Demonitor(monitor) => {
                 if let Some(r) = ctx.rel_mut() {
                     r.watchers.retain(|(m, _)| *m != monitor);
@@ -1153,6 +1158,9 @@ impl<A: Actor> Cell<A> {
                 reason: reason.clone(),
             });
         }
+        for waiter in rel.exit_waiters {
+            waiter.send(reason.clone());
+        }
         self.system.slab.remove(self.id);
         self.system.names.unregister_actor(self.id);
         self.system.groups.leave_all(self.id);
@@ -1186,6 +1194,8 @@ impl<A: Actor> Cell<A> {
                             reason: ExitReason::NoProc,
                         });
                     }
+                    // Asked while it was stopping: it has just stopped with `reason`.
+                    Signal::WatchExit(waiter) => waiter.send(reason.clone()),
                     _ => {}
                 },
             }
@@ -1327,6 +1337,40 @@ impl Pid {
     /// had already stopped.
     pub fn kill(&self) -> bool {
         self.signal(Signal::Kill).is_ok()
+    }
+
+    /// The actor's final exit reason, once it stops: await it, poll it, or `wait` for it (a
+    /// join handle). Completed by the runtime itself, so an async handler can await a child's
+    /// exit while its own exit signals are held back (a supervisor's synchronous shutdown).
+    /// An actor that had already stopped gives [`ExitReason::NoProc`].
+    ///
+    /// ```
+    /// use airssys_rt::{Actor, ExitReason, ManualDriver};
+    ///
+    /// struct Idle;
+    /// impl Actor for Idle {}
+    ///
+    /// let d = ManualDriver::new(1);
+    /// let a = d.system().spawn(Idle).unwrap();
+    /// let exit = a.pid().exit_reason();
+    /// a.kill();
+    /// d.run_until_idle();
+    /// assert_eq!(exit.try_take(), Some(Ok(ExitReason::Killed)));
+    /// ```
+    pub fn exit_reason(&self) -> Reply<ExitReason> {
+        let slot = Arc::new(ReplySlot {
+            state: Mutex::new(ReplyState::Waiting(None)),
+            ready: Condvar::new(),
+        });
+        match self.signal(Signal::WatchExit(ReplyTo(Some(slot.clone())))) {
+            Ok(()) => Reply { slot },
+            Err(Signal::WatchExit(mut reply)) => {
+                reply.0 = None;
+                slot.complete(Ok(ExitReason::NoProc));
+                Reply { slot }
+            }
+            Err(_) => unreachable!("the signal comes back as sent"),
+        }
     }
 
     fn signal(&self, signal: Signal) -> Result<(), Signal> {

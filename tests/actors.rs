@@ -484,3 +484,36 @@ fn send_waits_for_arena_space_and_loses_nothing() {
     assert_eq!(rt.block_on(sum.send(7)), Err(SendError::Dead(7)));
     assert_eq!(sum.try_tell(8), Err(SendError::Dead(8)));
 }
+
+#[test]
+fn exit_reason_is_a_join_handle_on_every_path() {
+    let d = ManualDriver::new(14);
+    let l = log();
+    // A crash.
+    let a = d.system().spawn(Probe::new(&l)).unwrap();
+    let crash = a.pid().exit_reason();
+    a.tell(Cmd::Panic("join me")).unwrap();
+    d.run_until_idle();
+    assert_eq!(
+        crash.try_take(),
+        Some(Ok(ExitReason::Panicked("join me".into())))
+    );
+    // Asked for twice, and for an actor that stops normally.
+    let b = d.system().spawn(Probe::new(&l)).unwrap();
+    let (w1, w2) = (b.pid().exit_reason(), b.pid().exit_reason());
+    b.tell(Cmd::Stop(ExitReason::Normal)).unwrap();
+    d.run_until_idle();
+    assert_eq!(w1.try_take(), Some(Ok(ExitReason::Normal)));
+    assert_eq!(w2.try_take(), Some(Ok(ExitReason::Normal)));
+    // An actor that has already stopped.
+    assert_eq!(
+        a.pid().exit_reason().try_take(),
+        Some(Ok(ExitReason::NoProc))
+    );
+    // Blocking wait on the thread pool.
+    let pool = ThreadPool::new(2);
+    let c = pool.system().spawn(Probe::new(&l)).unwrap();
+    let exit = c.pid().exit_reason();
+    c.stop();
+    assert_eq!(exit.wait(WAIT), Ok(ExitReason::Shutdown));
+}

@@ -245,3 +245,64 @@ fn awaiting_another_actors_reply_on_every_driver() {
     assert_eq!(got, Ok(1));
     driver.stop();
 }
+
+/// A supervisor-like actor: traps exits and shuts a linked child down synchronously, awaiting
+/// its exit inside a handler (its own exit signals are held back meanwhile).
+struct Parent {
+    child: Option<airssys_rt::Pid>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+impl Actor for Parent {
+    fn started(&mut self, ctx: &mut Ctx<Self>) {
+        ctx.trap_exit(true);
+        let child = ctx.spawn_link(Worker::default()).unwrap();
+        self.child = Some(child.pid());
+    }
+    fn handle_exit(&mut self, _: &mut Ctx<Self>, _: Option<ActorId>, reason: ExitReason) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("exit signal {reason}"));
+    }
+}
+struct ShutdownChild;
+impl AsyncHandler<ShutdownChild> for Parent {
+    type Reply = Result<ExitReason, AskError>;
+    async fn handle(
+        &mut self,
+        _: ShutdownChild,
+        _: ActorHandle<Self>,
+    ) -> Result<ExitReason, AskError> {
+        let child = self.child.take().unwrap();
+        let exited = child.exit_reason();
+        child.stop();
+        let reason = exited.await;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("child exited {:?}", reason));
+        reason
+    }
+}
+
+#[test]
+fn a_handler_can_await_a_linked_childs_exit() {
+    let d = ManualDriver::new(6);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let p = d
+        .system()
+        .spawn(Parent {
+            child: None,
+            log: log.clone(),
+        })
+        .unwrap();
+    d.run_until_idle();
+    let reply = p.ask_async(ShutdownChild);
+    d.run_until_idle();
+    assert_eq!(reply.try_take(), Some(Ok(Ok(ExitReason::Shutdown))));
+    // The link's exit signal was held while the handler awaited, then delivered.
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["child exited Ok(shutdown)", "exit signal shutdown"]
+    );
+}
