@@ -65,6 +65,8 @@ impl Actor {
                         (false, *u, closed)
                     }
                 };
+                // SAFETY: only a run touches the log, and runs of one mailbox are exclusive;
+                // that exclusivity is what this model checks (loom reports any overlap).
                 self.log.with_mut(|log| unsafe { (*log).push(entry) });
             }
             match self.got_token(run.finish(handled == budget)) {
@@ -75,6 +77,7 @@ impl Actor {
     }
 
     fn log(&self) -> Vec<(bool, usize, bool)> {
+        // SAFETY: called after every thread has been joined: no run is in progress.
         self.log.with(|log| unsafe { (*log).clone() })
     }
 }

@@ -18,6 +18,7 @@ fn msg(producer: usize, seq: usize) -> Msg {
     let m = Boxed::new((producer, seq, UnsafeCell::new(0)));
     // Written after the node exists and before the push: only the queue's Release/Acquire
     // pair makes it visible to the consumer.
+    // SAFETY: the node is not pushed yet: this thread is its only user.
     m.2.with_mut(|p| unsafe { *p = (producer * 100 + seq) as u64 });
     m
 }
@@ -51,6 +52,7 @@ fn vyukov_2p1c_fifo_no_loss_payload_visible() {
                     let (p, seq) = (m.0, m.1);
                     assert_eq!(seq, next_seq[p], "FIFO violated for producer {p}");
                     next_seq[p] += 1;
+                    // SAFETY: popped, so the producer's write happened-before (what loom checks).
                     let payload = m.2.with(|ptr| unsafe { *ptr });
                     assert_eq!(payload, (p * 100 + seq) as u64, "payload not visible");
                     received += 1;
