@@ -1579,18 +1579,25 @@ impl<A: Actor> ActorRef<A> {
         letter: Letter<A, M>,
     ) -> Result<(), (SendError<()>, Letter<A, M>)> {
         self.send_letter_or_wait(letter, None)
+            .map_err(|(why, letter)| {
+                let e = match why {
+                    NotSent::Dead => SendError::Dead(()),
+                    NotSent::MailboxFull | NotSent::ArenaExhausted => SendError::Full(()),
+                };
+                (e, letter)
+            })
     }
 
-    /// Like `send_letter`; when the sender's arena pool is exhausted and `waker` is given, the
-    /// waker is registered with the pool (woken when space comes back) and the letter comes
-    /// back with `SendError::Full`.
+    /// Sends a letter, saying why it was not sent. When the sender's arena pool is exhausted
+    /// and `waker` is given, the waker is registered with the pool (woken when space comes
+    /// back) before `ArenaExhausted` is returned.
     fn send_letter_or_wait<M: Send + 'static>(
         &self,
         letter: Letter<A, M>,
         waker: Option<&Waker>,
-    ) -> Result<(), (SendError<()>, Letter<A, M>)> {
+    ) -> Result<(), (NotSent, Letter<A, M>)> {
         if self.cell.mailbox.is_closed() {
-            return Err((SendError::Dead(()), letter));
+            return Err((NotSent::Dead, letter));
         }
         let written = arena::with_writer(|w| match w.write_plain(letter) {
             Err((letter, crate::mailbox::WriteError::Exhausted)) if waker.is_some() => {
@@ -1603,12 +1610,16 @@ impl<A: Actor> ActorRef<A> {
         });
         let env = match written {
             Ok(env) => env,
-            Err((letter, _)) => return Err((SendError::Full(()), letter)),
+            Err((letter, crate::mailbox::WriteError::Exhausted)) => {
+                return Err((NotSent::ArenaExhausted, letter))
+            }
+            // Larger than the whole pool: waiting cannot help.
+            Err((letter, _)) => return Err((NotSent::MailboxFull, letter)),
         };
         self.cell.push(env).map_err(|e| {
             let (kind, env) = match e {
-                PushError::Full(env) => (SendError::Full(()), env),
-                PushError::Closed(env) => (SendError::Dead(()), env),
+                PushError::Full(env) => (NotSent::MailboxFull, env),
+                PushError::Closed(env) => (NotSent::Dead, env),
             };
             let letter = match env.take::<Letter<A, M>>() {
                 Ok(l) => l,
@@ -1682,6 +1693,16 @@ impl<A: Actor> ActorRef<A> {
     }
 }
 
+/// Why a letter was not sent.
+enum NotSent {
+    /// The actor has stopped.
+    Dead,
+    /// The bounded mailbox is at capacity (or the letter can never fit the sender's pool).
+    MailboxFull,
+    /// The sender's arena pool has no room now.
+    ArenaExhausted,
+}
+
 /// The future of [`ActorRef::send`].
 pub struct SendFuture<'a, A: Actor, M> {
     to: &'a ActorRef<A>,
@@ -1697,20 +1718,14 @@ impl<A: Handler<M>, M: Send + 'static> Future for SendFuture<'_, A, M> {
         let Some(letter) = self.letter.take() else {
             return Poll::Ready(Ok(()));
         };
-        let mailbox_full = |to: &ActorRef<A>| {
-            to.cell
-                .mailbox
-                .capacity()
-                .is_some_and(|c| to.cell.mailbox.occupancy().unwrap_or(0) >= c.get() as usize)
-        };
         match self.to.send_letter_or_wait(letter, Some(cx.waker())) {
             Ok(()) => Poll::Ready(Ok(())),
-            Err((SendError::Dead(()), letter)) => Poll::Ready(Err(SendError::Dead(letter.payload))),
-            Err((SendError::Full(()), letter)) if mailbox_full(self.to) => {
+            Err((NotSent::Dead, letter)) => Poll::Ready(Err(SendError::Dead(letter.payload))),
+            Err((NotSent::MailboxFull, letter)) => {
                 Poll::Ready(Err(SendError::Full(letter.payload)))
             }
-            Err((SendError::Full(()), letter)) => {
-                // The arena pool is exhausted; our waker is registered with it.
+            Err((NotSent::ArenaExhausted, letter)) => {
+                // Our waker is registered with the pool: a recycle wakes us to retry.
                 self.letter = Some(letter);
                 Poll::Pending
             }

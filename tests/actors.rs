@@ -517,3 +517,21 @@ fn exit_reason_is_a_join_handle_on_every_path() {
     c.stop();
     assert_eq!(exit.wait(WAIT), Ok(ExitReason::Shutdown));
 }
+
+#[test]
+fn send_to_a_full_bounded_mailbox_returns_full_and_does_not_hang() {
+    let d = ManualDriver::new(15);
+    let total = Arc::new(AtomicUsize::new(0));
+    let sum = d.system().spawn_bounded(Sum(total.clone()), 1).unwrap();
+    sum.tell(1).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // The mailbox is at its bound: the message comes back at once (the future must not park
+    // waiting for arena space it does not lack).
+    assert_eq!(rt.block_on(sum.send(2)), Err(SendError::Full(2)));
+    d.run_until_idle();
+    assert_eq!(rt.block_on(sum.send(3)), Ok(()));
+    d.run_until_idle();
+    assert_eq!(total.load(Ordering::SeqCst), 4);
+}
