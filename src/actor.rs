@@ -201,6 +201,12 @@ fn deliver_async<A: AsyncHandler<M>, M: Send + 'static>(
     let handle = ActorHandle {
         myself: ctx.myself(),
         system: ctx.system(),
+        stop: ctx
+            .state
+            .rel()
+            .stop
+            .get_or_insert_with(Default::default)
+            .clone(),
     };
     let handling = actor.handle(msg, handle);
     let future: Pin<Box<dyn Future<Output = ()> + Send + '_>> = Box::pin(async move {
@@ -252,10 +258,20 @@ pub trait AsyncHandler<M: Send + 'static>: Actor {
         -> impl Future<Output = Self::Reply> + Send;
 }
 
-/// What an async handler keeps across `.await`s: its own address and the system.
+/// What an async handler keeps across `.await`s: its own address, the system, and a way to
+/// stop the actor.
 pub struct ActorHandle<A: Actor> {
     myself: ActorRef<A>,
     system: System,
+    stop: Arc<StopRequest>,
+}
+
+/// A stop asked for by an async handler ([`ActorHandle::stop_with`]); read by the run loop
+/// after each poll of the handler.
+#[derive(Default)]
+struct StopRequest {
+    requested: AtomicBool,
+    reason: Mutex<Option<ExitReason>>,
 }
 
 impl<A: Actor> ActorHandle<A> {
@@ -267,6 +283,33 @@ impl<A: Actor> ActorHandle<A> {
     /// The system the actor runs in.
     pub fn system(&self) -> &System {
         &self.system
+    }
+
+    /// Stops the actor with `reason` when the handler returns (or at its next `.await`,
+    /// which then never resumes): the async counterpart of [`Ctx::stop_with`]. The first
+    /// reason asked for wins.
+    pub fn stop_with(&self, reason: ExitReason) {
+        let mut slot = self
+            .stop
+            .reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(reason);
+            self.stop.requested.store(true, Ordering::Release);
+        }
+    }
+
+    /// Starts a child linked to this actor (the async counterpart of [`Ctx::spawn_link`]).
+    /// The link is recorded on this actor's side by a signal to itself, handled before any
+    /// exit signal of the child can be.
+    pub fn spawn_link<C: Actor>(&self, child: C) -> Result<ActorRef<C>, SpawnError> {
+        let me = self.myself.cell.pid();
+        let child = spawn_cell(&self.myself.cell.system, child, None, Some(me.clone()))?;
+        // The child's exit signal to us is pushed after this (it needs the child to run, and
+        // the child is linked to us already), and the system lane is FIFO.
+        let _ = me.signal(Signal::Link(child.pid()));
+        Ok(child)
     }
 }
 
@@ -371,6 +414,16 @@ pub struct Reply<R> {
 }
 
 impl<R> Reply<R> {
+    /// A reply that has already arrived.
+    pub(crate) fn ready(value: R) -> Self {
+        Self {
+            slot: Arc::new(ReplySlot {
+                state: Mutex::new(ReplyState::Done(Ok(value))),
+                ready: Condvar::new(),
+            }),
+        }
+    }
+
     fn failed(e: AskError) -> Self {
         Self {
             slot: Arc::new(ReplySlot {
@@ -560,6 +613,8 @@ trait RunCell: Send + Sync {
     fn is_alive(&self) -> bool;
     /// Pushes an archived envelope (a broadcast copy) into the user lane.
     fn push_archived(self: Arc<Self>, env: Envelope) -> Result<(), Envelope>;
+    /// The cell as `Any` (for [`Pid::downcast`]).
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -847,6 +902,8 @@ struct Relations {
     parent: Option<Pid>,
     /// Waiting for this actor's exit reason (`Pid::exit_reason`).
     exit_waiters: Vec<ReplyTo<ExitReason>>,
+    /// Where async handlers ask to stop (made by the first async message).
+    stop: Option<Arc<StopRequest>>,
 }
 
 impl CtxState {
@@ -1014,9 +1071,13 @@ impl<A: Actor> Cell<A> {
                 }
             }
             Signal::Link(pid) => {
-                let links = &mut ctx.rel().links;
-                if !links.iter().any(|p| p.id() == pid.id()) {
-                    links.push(pid);
+                // A closed actor has sent (or is sending) its exit signals to its links, us
+                // included: keeping it would only hold its memory until we stop.
+                if pid.is_alive() {
+                    let links = &mut ctx.rel().links;
+                    if !links.iter().any(|p| p.id() == pid.id()) {
+                        links.push(pid);
+                    }
                 }
             }
             Signal::Unlink(id) => {
@@ -1090,6 +1151,19 @@ impl<A: Actor> Cell<A> {
                     state.ctx.exit = Some(ExitReason::Panicked(panic_message(&*panic).into()));
                 }
                 self.drop_pending(state);
+            }
+        }
+        // A stop asked for by the handler (`ActorHandle::stop_with`).
+        if let Some(stop) = state.ctx.rel.as_ref().and_then(|r| r.stop.as_ref()) {
+            if stop.requested.swap(false, Ordering::Acquire) {
+                let reason = stop
+                    .reason
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if state.ctx.exit.is_none() {
+                    state.ctx.exit = reason;
+                }
             }
         }
     }
@@ -1290,9 +1364,13 @@ impl<A: Actor> RunCell for Cell<A> {
     fn push_archived(self: Arc<Self>, env: Envelope) -> Result<(), Envelope> {
         self.push(env).map_err(PushError::into_inner)
     }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {
@@ -1337,6 +1415,39 @@ impl Pid {
     /// had already stopped.
     pub fn kill(&self) -> bool {
         self.signal(Signal::Kill).is_ok()
+    }
+
+    /// An exit signal from the linked actor `from` (what a parent sends its children).
+    pub(crate) fn exit_from(&self, from: ActorId, reason: ExitReason) -> bool {
+        self.signal(Signal::Exit {
+            from: Some(from),
+            reason,
+        })
+        .is_ok()
+    }
+
+    /// The typed address, if this is an actor of type `A`.
+    ///
+    /// ```
+    /// use airssys_rt::{Actor, ManualDriver};
+    ///
+    /// struct A;
+    /// impl Actor for A {}
+    /// struct B;
+    /// impl Actor for B {}
+    ///
+    /// let d = ManualDriver::new(1);
+    /// let pid = d.system().spawn(A).unwrap().pid();
+    /// assert!(pid.downcast::<A>().is_some());
+    /// assert!(pid.downcast::<B>().is_none());
+    /// ```
+    pub fn downcast<A: Actor>(&self) -> Option<ActorRef<A>> {
+        self.0
+            .clone()
+            .as_any()
+            .downcast::<Cell<A>>()
+            .ok()
+            .map(|cell| ActorRef { cell })
     }
 
     /// The actor's final exit reason, once it stops: await it, poll it, or `wait` for it (a

@@ -3,6 +3,8 @@
 use core::fmt;
 use std::sync::Arc;
 
+use crate::supervisor::SpecError;
+
 /// Why an actor stopped. Cheap to clone: it is sent to every link and monitor.
 ///
 /// The names follow Erlang's: `normal`, `shutdown`, `{shutdown, Tag}`, `killed`, `noproc`,
@@ -23,6 +25,17 @@ pub enum ExitReason {
     Error(Arc<str>),
     /// The actor did not exist (a link or monitor to a dead actor, `noproc`).
     NoProc,
+    /// A supervisor could not start: child `child` failed to start with `reason`
+    /// (`{shutdown, {failed_to_start_child, Child, Reason}}`). It nests through levels of a
+    /// tree. A shutdown reason: a transient parent does not restart for it.
+    FailedToStartChild {
+        /// The id of the child that failed.
+        child: Arc<str>,
+        /// Why it failed.
+        reason: Arc<ExitReason>,
+    },
+    /// A supervisor's specification was invalid (`{start_spec, What}`).
+    InvalidSpec(SpecError),
 }
 
 impl ExitReason {
@@ -36,9 +49,14 @@ impl ExitReason {
         matches!(self, ExitReason::Normal)
     }
 
-    /// Whether this is `shutdown` or `{shutdown, _}`.
+    /// Whether this is `shutdown` or `{shutdown, _}` (a failed supervisor start is one).
     pub fn is_shutdown(&self) -> bool {
-        matches!(self, ExitReason::Shutdown | ExitReason::ShutdownWith(_))
+        matches!(
+            self,
+            ExitReason::Shutdown
+                | ExitReason::ShutdownWith(_)
+                | ExitReason::FailedToStartChild { .. }
+        )
     }
 
     /// Whether the exit was abnormal: anything but `normal`, `shutdown` and `{shutdown, _}`
@@ -58,6 +76,10 @@ impl fmt::Display for ExitReason {
             ExitReason::Panicked(msg) => write!(f, "panicked: {msg}"),
             ExitReason::Error(e) => write!(f, "error: {e}"),
             ExitReason::NoProc => f.write_str("noproc"),
+            ExitReason::FailedToStartChild { child, reason } => {
+                write!(f, "failed to start child {child}: {reason}")
+            }
+            ExitReason::InvalidSpec(e) => write!(f, "invalid supervisor spec: {e}"),
         }
     }
 }

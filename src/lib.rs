@@ -9,6 +9,8 @@
 //!   reasons, ask).
 //! * [`Schedule`] / [`Runnable`]: the host-facing API; [`ThreadPool`] and [`ManualDriver`]
 //!   are the built-in hosts.
+//! * [`supervisor`]: supervision trees with OTP's semantics (strategies, restart intensity,
+//!   ordered shutdown, dynamic children).
 
 pub use airssys_rt_mailbox as mailbox;
 pub use rkyv;
@@ -19,6 +21,7 @@ pub mod codec;
 mod driver;
 mod exit;
 mod registry;
+pub mod supervisor;
 mod timer;
 
 pub use actor::{

@@ -189,6 +189,19 @@ impl Timers {
         fired
     }
 
+    /// The deadline of the earliest timer that has not been cancelled (cancelled ones at the
+    /// front are dropped on the way).
+    pub(crate) fn next_deadline(&self) -> Option<Duration> {
+        let mut heap = self.heap.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(Reverse(e)) = heap.peek() {
+            if !e.cancelled.load(Ordering::Acquire) {
+                return Some(e.at);
+            }
+            heap.pop();
+        }
+        None
+    }
+
     /// Timers waiting (cancelled ones included until their deadline).
     pub(crate) fn pending(&self) -> usize {
         self.heap

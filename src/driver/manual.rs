@@ -126,6 +126,30 @@ impl ManualDriver {
         self.timers.now()
     }
 
+    /// How long until the next timer (not cancelled) falls due, if any: advance by it to
+    /// fire it.
+    pub fn next_timer(&self) -> Option<Duration> {
+        self.timers
+            .next_deadline()
+            .map(|at| at.saturating_sub(self.timers.now()))
+    }
+
+    /// Runs until no actor is scheduled and no timer is waiting, moving virtual time to each
+    /// next timer in turn; gives up after `max_timers` timers (an interval never ends) and
+    /// returns `false` then.
+    pub fn run_until_quiescent(&self, max_timers: usize) -> bool {
+        for _ in 0..=max_timers {
+            self.run_until_idle();
+            match self.next_timer() {
+                None => return true,
+                Some(wait) => {
+                    self.advance(wait);
+                }
+            }
+        }
+        false
+    }
+
     /// Timers waiting to fire.
     pub fn pending_timers(&self) -> usize {
         self.timers.pending()
