@@ -8,8 +8,9 @@ use crate::actor::{Runnable, Schedule, System};
 use crate::timer::Timers;
 
 struct Queue {
-    tasks: Mutex<Vec<Runnable>>,
-    rng: Mutex<u64>,
+    tasks: Mutex<std::collections::VecDeque<Runnable>>,
+    /// `None`: first scheduled, first run.
+    rng: Mutex<Option<u64>>,
 }
 
 struct Scheduler(Arc<Queue>);
@@ -20,13 +21,14 @@ impl Schedule for Scheduler {
             .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(task);
+            .push_back(task);
     }
 }
 
 /// Runs actors on the calling thread, one run at a time, in an order chosen by a seeded
-/// random generator: the same seed and the same program give the same interleaving. Time is
-/// virtual: timers fire only when the test calls [`advance`](Self::advance).
+/// random generator (the same seed and the same program give the same interleaving), or in
+/// the order they were scheduled ([`fifo`](Self::fifo)). Time is virtual: timers fire only
+/// when the test calls [`advance`](Self::advance).
 ///
 /// ```
 /// use airssys_rt::{Actor, Ctx, Handler, ManualDriver};
@@ -54,9 +56,19 @@ pub struct ManualDriver {
 impl ManualDriver {
     /// A driver whose run order follows `seed`.
     pub fn new(seed: u64) -> Self {
+        Self::with_order(Some(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1))
+    }
+
+    /// A driver that runs actors in the order they were scheduled, as a single BEAM
+    /// scheduler's run queue does (what the recorded OTP traces assume).
+    pub fn fifo() -> Self {
+        Self::with_order(None)
+    }
+
+    fn with_order(rng: Option<u64>) -> Self {
         let queue = Arc::new(Queue {
-            tasks: Mutex::new(Vec::new()),
-            rng: Mutex::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+            tasks: Mutex::new(std::collections::VecDeque::new()),
+            rng: Mutex::new(rng),
         });
         let timers = Timers::virtual_time();
         let system = System::with_parts(Arc::new(Scheduler(queue.clone())), timers.clone());
@@ -89,12 +101,19 @@ impl ManualDriver {
                 .rng
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            // xorshift64*
-            *rng ^= *rng >> 12;
-            *rng ^= *rng << 25;
-            *rng ^= *rng >> 27;
-            let pick = (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % tasks.len() as u64) as usize;
-            tasks.swap_remove(pick)
+            match rng.as_mut() {
+                None => tasks.pop_front(),
+                Some(rng) => {
+                    // xorshift64*
+                    *rng ^= *rng >> 12;
+                    *rng ^= *rng << 25;
+                    *rng ^= *rng >> 27;
+                    let pick =
+                        (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % tasks.len() as u64) as usize;
+                    tasks.swap_remove_back(pick)
+                }
+            }
+            .expect("not empty")
         };
         task.run(self.system.budget());
         true

@@ -8,7 +8,7 @@
 //!   when a start function returns, before the supervisor goes on. A worker records its own
 //!   `exit` in its `stopped` hook (before its links hear of it); a supervisor's `exit` is its
 //!   observer's `Stopped` event, sent after its children have stopped.
-//! * Everything runs on a [`ManualDriver`]; after each step the driver runs until no actor is
+//! * Everything runs on a [`ManualDriver`] (FIFO, or seeded); after each step the driver runs until no actor is
 //!   scheduled and no timer is waiting, moving virtual time to each timer in turn (shutdown
 //!   timeouts, clean-up delays). `advance` moves the same clock by exactly `seconds`.
 #![allow(dead_code)]
@@ -602,10 +602,11 @@ impl Run {
     }
 }
 
-/// Replays `case` and returns its trace (or why it could not be run).
-pub fn run_case(tree: &Value, steps: &[Value], seed: u64) -> Result<Vec<Value>, String> {
+/// Replays a case and returns its trace (or why it could not be run). `seed`: the driver's
+/// run order (`None`: FIFO).
+pub fn run_case(tree: &Value, steps: &[Value], seed: Option<u64>) -> Result<Vec<Value>, String> {
     let mut run = Run {
-        driver: ManualDriver::new(seed),
+        driver: seed.map_or_else(ManualDriver::fifo, ManualDriver::new),
         book: Arc::default(),
         root_id: str_of(tree, "id", "root").to_string(),
         root: None,
