@@ -41,6 +41,8 @@ struct Book {
     current: HashMap<String, Pid>,
     /// The latest incarnation of each supervisor.
     sups: HashMap<String, SupervisorRef>,
+    /// How many times a supervisor reported each child's exit (`ChildExited`).
+    reported: HashMap<ActorId, u32>,
 }
 
 type Shared = Arc<Mutex<Book>>;
@@ -234,6 +236,7 @@ fn observer(book: &Shared) -> impl Fn(&SupervisorEvent<'_>) + Send + Sync + 'sta
                 b.trace.push(json!({"ev":"start_ignored","id":id}));
             }
             SupervisorEvent::Stopped { pid, reason, .. } => b.exited(*pid, reason),
+            SupervisorEvent::ChildExited { pid, .. } => *b.reported.entry(*pid).or_insert(0) += 1,
             _ => {}
         }
     }
@@ -602,9 +605,24 @@ impl Run {
     }
 }
 
+/// What a replay produced.
+pub struct Replay {
+    /// The trace.
+    pub trace: Vec<Value>,
+    /// Actors alive once the last step has settled.
+    pub live_at_end: u32,
+    /// Processes whose exit a supervisor reported more than once.
+    pub reported_twice: Vec<ActorId>,
+}
+
 /// Replays a case and returns its trace (or why it could not be run). `seed`: the driver's
 /// run order (`None`: FIFO).
 pub fn run_case(tree: &Value, steps: &[Value], seed: Option<u64>) -> Result<Vec<Value>, String> {
+    replay(tree, steps, seed).map(|r| r.trace)
+}
+
+/// Replays a case and reports what is left at the end.
+pub fn replay(tree: &Value, steps: &[Value], seed: Option<u64>) -> Result<Replay, String> {
     let mut run = Run {
         driver: seed.map_or_else(ManualDriver::fifo, ManualDriver::new),
         book: Arc::default(),
@@ -617,11 +635,25 @@ pub fn run_case(tree: &Value, steps: &[Value], seed: Option<u64>) -> Result<Vec<
         run.push(json!({"ev":"step","n":i + 1,"op":str_of(step, "op", "")}));
         run.step(step)?;
     }
-    let trace = std::mem::take(&mut lock(&run.book).trace);
+    let live_at_end = run.driver.system().stats().live;
+    let (trace, reported_twice) = {
+        let mut b = lock(&run.book);
+        let twice = b
+            .reported
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(p, _)| *p)
+            .collect();
+        (std::mem::take(&mut b.trace), twice)
+    };
     // Leave nothing running behind (a case may end without a stop).
     if let Some(root) = &run.root {
         root.pid().kill();
         run.settle()?;
     }
-    Ok(trace)
+    Ok(Replay {
+        trace,
+        live_at_end,
+        reported_twice,
+    })
 }
