@@ -295,7 +295,7 @@ impl fmt::Debug for ChildSpec {
 ///     .intensity(3, Duration::from_secs(10))
 ///     .child(ChildSpec::worker("a", |s| s.spawn(Worker).into()))
 ///     .child(ChildSpec::worker("b", |s| s.spawn(Worker).into()));
-/// assert_eq!(spec.children().len(), 2);
+/// assert_eq!(spec.child_specs().len(), 2);
 /// ```
 #[derive(Clone)]
 pub struct SupervisorSpec {
