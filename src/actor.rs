@@ -129,10 +129,13 @@ impl<'a> Archived<'a> {
 
 /// Control signals (the mailbox's system lane).
 enum Signal {
-    /// An exit signal: from a link, or a stop request (`from: None`).
+    /// An exit signal: from a link that ended (`linked`), or a request to stop from an
+    /// actor (a supervisor stopping its child) or from outside (`from: None`).
     Exit {
         from: Option<ActorId>,
         reason: ExitReason,
+        /// `from` has stopped: the link to it is gone. A request leaves links alone.
+        linked: bool,
     },
     Kill,
     Down {
@@ -1029,8 +1032,12 @@ impl<A: Actor> Cell<A> {
         let ctx = &mut state.ctx;
         match signal {
             Signal::Kill => ctx.exit = Some(ExitReason::Killed),
-            Signal::Exit { from, reason } => {
-                if let Some(from) = from {
+            Signal::Exit {
+                from,
+                reason,
+                linked,
+            } => {
+                if let (Some(from), true) = (from, linked) {
                     if let Some(r) = ctx.rel_mut() {
                         r.links.retain(|p| p.id() != from);
                     }
@@ -1223,6 +1230,7 @@ impl<A: Actor> Cell<A> {
             let _ = pid.signal(Signal::Exit {
                 from: me,
                 reason: reason.clone(),
+                linked: true,
             });
         }
         for (monitor, watcher) in rel.watchers {
@@ -1259,6 +1267,7 @@ impl<A: Actor> Cell<A> {
                         let _ = pid.signal(Signal::Exit {
                             from: Some(self.id),
                             reason: reason.clone(),
+                            linked: true,
                         });
                     }
                     Signal::Monitor { monitor, watcher } => {
@@ -1408,7 +1417,12 @@ impl Pid {
 
     /// Sends an exit signal with `reason` from outside (Erlang's `exit(Pid, Reason)`).
     pub fn exit(&self, reason: ExitReason) -> bool {
-        self.signal(Signal::Exit { from: None, reason }).is_ok()
+        self.signal(Signal::Exit {
+            from: None,
+            reason,
+            linked: false,
+        })
+        .is_ok()
     }
 
     /// Kills the actor: untrappable, its `stopping` hook does not run. Returns `false` if it
@@ -1417,11 +1431,13 @@ impl Pid {
         self.signal(Signal::Kill).is_ok()
     }
 
-    /// An exit signal from the linked actor `from` (what a parent sends its children).
+    /// An exit signal sent by the live actor `from` (a supervisor stopping its child): the
+    /// link between them stays until one of them stops.
     pub(crate) fn exit_from(&self, from: ActorId, reason: ExitReason) -> bool {
         self.signal(Signal::Exit {
             from: Some(from),
             reason,
+            linked: false,
         })
         .is_ok()
     }
@@ -1916,6 +1932,7 @@ impl<A: Actor> Ctx<'_, A> {
                 let _ = self.cell.clone().signal(Signal::Exit {
                     from: Some(other.id()),
                     reason: ExitReason::NoProc,
+                    linked: true,
                 });
             }
         }

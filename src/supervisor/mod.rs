@@ -549,6 +549,15 @@ impl Supervisor {
         }
     }
 
+    /// Whether `id` is the process of one of the children now.
+    fn is_current_child(&self, id: ActorId) -> bool {
+        self.by_pid.contains_key(&id)
+            || self
+                .children
+                .iter()
+                .any(|c| c.pid.running().is_some_and(|p| p.id() == id))
+    }
+
     fn index_of(&self, id: &str) -> Option<usize> {
         self.children.iter().position(|c| &*c.spec.id == id)
     }
@@ -1248,9 +1257,13 @@ impl Actor for Supervisor {
 
     fn handle_exit(&mut self, ctx: &mut Ctx<Self>, from: Option<ActorId>, reason: ExitReason) {
         let event = match from {
-            Some(id) if Some(id) != self.parent => Event::ChildExit(id, reason),
             // From the parent, or from outside the actor system.
-            _ => Event::ParentExit(reason),
+            None => Event::ParentExit(reason),
+            Some(id) if Some(id) == self.parent => Event::ParentExit(reason),
+            Some(id) if self.is_current_child(id) => Event::ChildExit(id, reason),
+            // A process that is no longer a child (one we stopped ourselves), or a linked
+            // actor that is not our child: ignored, as OTP does.
+            Some(_) => return,
         };
         // Our own mailbox is unbounded and open while we run.
         let _ = ctx.myself().tell_async(event);
