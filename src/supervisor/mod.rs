@@ -520,6 +520,46 @@ impl Supervisor {
         }
     }
 
+    /// Starts a supervisor as a child of the calling actor, linked to it: an exit signal
+    /// from that actor stops the supervisor (after its children), and the supervisor's exit
+    /// reaches the actor through the link.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use airssys_rt::{Actor, Ctx, ManualDriver};
+    /// use airssys_rt::supervisor::{Call, ChildSpec, Strategy, Supervisor, SupervisorRef, SupervisorSpec};
+    /// use airssys_rt::ExitReason;
+    ///
+    /// struct Worker;
+    /// impl Actor for Worker {}
+    ///
+    /// struct App(Option<Call<SupervisorRef, ExitReason>>);
+    /// impl Actor for App {
+    ///     fn started(&mut self, ctx: &mut Ctx<Self>) {
+    ///         let spec = SupervisorSpec::new(Strategy::OneForOne)
+    ///             .child(ChildSpec::worker("w", |s| s.spawn(Worker).into()));
+    ///         self.0 = Some(Supervisor::start_link(ctx, spec));
+    ///     }
+    /// }
+    ///
+    /// let d = ManualDriver::new(1);
+    /// let app = d.system().spawn(App(None)).unwrap();
+    /// d.run_until_idle();
+    /// assert_eq!(d.system().stats().live, 3); // app, supervisor, worker
+    /// app.kill();                              // the supervisor stops with it, then the worker
+    /// d.run_until_quiescent(10);
+    /// assert_eq!(d.system().stats().live, 0);
+    /// ```
+    pub fn start_link<A: Actor>(
+        ctx: &mut Ctx<A>,
+        spec: SupervisorSpec,
+    ) -> Call<SupervisorRef, ExitReason> {
+        match ctx.spawn_link(Supervisor::new(spec)) {
+            Ok(sup) => Call::new(sup.ask_async(msg::Init), start_call_lost),
+            Err(e) => Call::new(Reply::ready(Err(ExitReason::error(e))), start_call_lost),
+        }
+    }
+
     fn new(spec: SupervisorSpec) -> Self {
         Self {
             name: spec.name,
