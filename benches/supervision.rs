@@ -105,7 +105,7 @@ fn bench_restart(c: &mut Criterion) {
                 assert_eq!(answer.try_take(), Some(Ok(7)));
                 current = next;
                 n += 1;
-                if n % 4096 == 0 {
+                if n.is_multiple_of(4096) {
                     d.advance(Duration::from_secs(2));
                 }
             })
@@ -173,7 +173,10 @@ fn bench_restart(c: &mut Criterion) {
                 assert_eq!(now.len(), 100, "all 100 restarted");
                 assert!(first.iter().all(|p| !p.is_alive()));
                 first = now;
-                if restarts.fetch_add(1, Ordering::Relaxed) % 1024 == 0 {
+                if restarts
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(1024)
+                {
                     d.advance(Duration::from_secs(2));
                 }
             })

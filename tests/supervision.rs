@@ -39,11 +39,11 @@ fn worker(id: &str) -> ChildSpec {
     ChildSpec::worker(id, |s| s.spawn(Worker).into())
 }
 
+/// (event kind, child, reason) rows.
+type Log = Arc<Mutex<Vec<(String, String, String)>>>;
+
 /// Records (kind, child, reason) of every event.
-fn recorder() -> (
-    Arc<Mutex<Vec<(String, String, String)>>>,
-    impl Fn(&SupervisorEvent<'_>) + Send + Sync + 'static,
-) {
+fn recorder() -> (Log, impl Fn(&SupervisorEvent<'_>) + Send + Sync + 'static) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
     let observer = move |e: &SupervisorEvent<'_>| {
