@@ -142,6 +142,7 @@ fn main() -> ExitCode {
             name: systems[i].name(),
             kind: systems[i].kind(),
             host: systems[i].host(),
+            remark: systems[i].remark(),
         })
         .collect();
 
@@ -191,7 +192,7 @@ fn main() -> ExitCode {
         quick: opts.quick || opts.scale.is_some(),
         elapsed_secs: started.elapsed().as_secs_f64(),
         command: command_line(&opts),
-        load: (load_at_start, load_average()),
+        load: load_at_start,
     };
     let md = report::markdown(&meta, &columns, &rows);
     println!("\n{md}");

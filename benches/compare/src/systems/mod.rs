@@ -44,6 +44,10 @@ pub trait Contender {
     fn kind(&self) -> Kind;
     /// How it runs actors, for the report's notes.
     fn host(&self) -> &'static str;
+    /// What a reader of its figures must know, if anything.
+    fn remark(&self) -> Option<&'static str> {
+        None
+    }
 
     /// Two actors bounce a ball `round_trips` times (two messages per round trip).
     fn ping_pong(&self, b: &mut Bench, threads: Threads, round_trips: u64);

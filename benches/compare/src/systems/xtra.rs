@@ -437,6 +437,15 @@ impl Contender for Xtra {
         "tokio `current_thread` (one thread), 2-worker `multi_thread` (2 workers)"
     }
 
+    fn remark(&self) -> Option<&'static str> {
+        Some(
+            "xtra 0.6.0 keeps an actor's queued messages in a `BinaryHeap` ordered by priority \
+             only (`unicast_queue` in its `src/chan.rs`): equal-priority messages from one sender \
+             come out in heap order, not in the order sent. Its FAILED cells are that: the \
+             workloads that queue several messages per actor see them out of order.",
+        )
+    }
+
     fn ping_pong(&self, b: &mut Bench, threads: Threads, round_trips: u64) {
         ring_on(&tokio_runtime(threads), b, 2, 2 * round_trips);
     }
