@@ -97,7 +97,9 @@ fn figure(v: f64) -> String {
 /// The ratio cell: `x` and who is better by how much.
 fn ratio_text(air: f64, best: f64, best_name: &str) -> String {
     let r = air / best;
-    if r <= 1.0 {
+    if (r - 1.0).abs() < 0.005 {
+        format!("{r:.2} (even with {best_name})")
+    } else if r < 1.0 {
         format!("**{r:.2}** (airssys {:.2}x better)", 1.0 / r)
     } else {
         format!("{r:.2} ({best_name} {r:.2}x better)")
