@@ -1162,7 +1162,10 @@ impl<A: Actor> Cell<A> {
         }
         // A stop asked for by the handler (`ActorHandle::stop_with`).
         if let Some(stop) = state.ctx.rel.as_ref().and_then(|r| r.stop.as_ref()) {
-            if stop.requested.swap(false, Ordering::Acquire) {
+            // A plain load first: most polls find no request, and need no locked RMW.
+            if stop.requested.load(Ordering::Relaxed)
+                && stop.requested.swap(false, Ordering::Acquire)
+            {
                 let reason = stop
                     .reason
                     .lock()
