@@ -276,3 +276,30 @@ fn smol_adapter() {
     let driver = airssys_rt::spawn_on_smol(executor, 2);
     assert_eq!(program(driver.system(), &wait_threads), expected());
 }
+
+/// The pool's sleep protocol loses no wake-up: asks from outside, one at a time and in
+/// bursts, with pauses that let the workers fall asleep in between; every one is answered.
+#[test]
+fn thread_pool_workers_wake_for_every_schedule() {
+    struct Echo;
+    impl Actor for Echo {}
+    impl Handler<u64> for Echo {
+        type Reply = u64;
+        fn handle(&mut self, n: u64, _: &mut Ctx<Self>) -> u64 {
+            n
+        }
+    }
+    let pool = airssys_rt::ThreadPool::new(2);
+    let echoes: Vec<_> = (0..8).map(|_| pool.system().spawn(Echo).unwrap()).collect();
+    for round in 0..2_000u64 {
+        if round % 100 == 0 {
+            // Long enough for the workers to stop looking and sleep.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let burst = 1 + (round % 8) as usize;
+        let replies: Vec<_> = echoes[..burst].iter().map(|e| e.ask(round)).collect();
+        for r in replies {
+            assert_eq!(r.wait(Duration::from_secs(10)), Ok(round), "round {round}");
+        }
+    }
+}

@@ -1,43 +1,108 @@
 //! The built-in thread pool: no async runtime needed.
 //!
-//! One shared FIFO queue plus, per worker, a LIFO slot: an actor scheduled by the actor a
-//! worker is running (a reply, the next hop of a ring) runs next on the same worker, with its
-//! data still in cache and no trip through the shared queue (tokio's LIFO-slot idea). The
-//! slot is used at most [`LIFO_LIMIT`] times in a row, so that the shared queue is not
-//! starved. Idle workers sleep on a condition variable, and a schedule wakes one only when
-//! some worker is asleep: no spinning, no needless wake-ups.
+//! One shared FIFO queue (crossbeam's lock-free `Injector`: a schedule from any thread is a
+//! push, a worker takes with a steal, nobody waits on a lock) plus, per worker, a LIFO slot:
+//! an actor scheduled by the actor a worker is running (a reply, the next hop of a ring) runs
+//! next on the same worker, with its data still in cache and no trip through the shared queue
+//! (tokio's LIFO-slot idea). The slot is used at most [`LIFO_LIMIT`] times in a row, so that
+//! the shared queue is not starved.
+//!
+//! A worker with nothing to do looks again for a little while ([`SPINS`] yields), then sleeps
+//! on a condition variable. A schedule wakes a sleeper only if one is asleep and not already
+//! being woken, so a burst of schedules costs one wake-up. The sleep protocol is a Dekker
+//! pair: the sleeper publishes itself, then looks at the queue; the scheduler pushes, then
+//! looks for sleepers; a `SeqCst` fence on each side makes at least one of them see the other,
+//! so no task is left in the queue with every worker asleep.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
+
+use crossbeam_deque::{Injector, Steal};
 
 use crate::actor::{Runnable, Schedule, System};
 
 /// How many times in a row a worker may take its LIFO slot before looking at the shared queue.
 const LIFO_LIMIT: u32 = 16;
 
-struct Queue {
-    tasks: VecDeque<Runnable>,
+/// How many times an idle worker yields and looks at the shared queue again before it sleeps.
+const SPINS: u32 = 64;
+
+/// Who sleeps, under `Shared::sleep`.
+struct Sleep {
+    /// Workers waiting on `ready`.
     sleepers: usize,
+    /// Wake-ups sent and not yet taken by a sleeper.
+    notified: usize,
 }
 
 struct Shared {
-    queue: Mutex<Queue>,
+    tasks: Injector<Runnable>,
+    sleep: Mutex<Sleep>,
+    /// `sleepers - notified`: sleepers nobody is waking yet (read without the lock).
+    idle: AtomicUsize,
     ready: Condvar,
     stopping: AtomicBool,
 }
 
 impl Shared {
     fn push_global(&self, task: Runnable) {
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.tasks.push_back(task);
-        let wake = queue.sleepers > 0;
-        drop(queue);
-        if wake {
-            self.ready.notify_one();
+        self.tasks.push(task);
+        // Dekker with `sleep_unless_work`: the push, then the look at sleepers.
+        fence(Ordering::SeqCst);
+        if self.idle.load(Ordering::Relaxed) > 0 {
+            let mut sleep = self.lock_sleep();
+            if sleep.sleepers > sleep.notified {
+                sleep.notified += 1;
+                self.idle
+                    .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
+                drop(sleep);
+                self.ready.notify_one();
+            }
         }
+    }
+
+    fn lock_sleep(&self) -> std::sync::MutexGuard<'_, Sleep> {
+        self.sleep.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pop_global(&self) -> Option<Runnable> {
+        loop {
+            match self.tasks.steal() {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => std::hint::spin_loop(),
+            }
+        }
+    }
+
+    /// Sleeps until a schedule wakes this worker, unless there is work (or a stop) already.
+    fn sleep_unless_work(&self) {
+        let mut sleep = self.lock_sleep();
+        sleep.sleepers += 1;
+        self.idle
+            .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
+        // Dekker with `push_global`: published as a sleeper, then the look at the queue.
+        fence(Ordering::SeqCst);
+        if self.tasks.is_empty() && !self.stopping.load(Ordering::SeqCst) {
+            loop {
+                sleep = self
+                    .ready
+                    .wait(sleep)
+                    .unwrap_or_else(PoisonError::into_inner);
+                if sleep.notified > 0 {
+                    sleep.notified -= 1;
+                    break;
+                }
+                if self.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+        }
+        sleep.sleepers -= 1;
+        self.idle
+            .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
     }
 }
 
@@ -63,8 +128,9 @@ impl Schedule for Scheduler {
     }
 }
 
-/// Runs actors on a fixed set of threads. Idle workers sleep on a condition variable (no
-/// spinning). Dropping the pool stops its workers; actors still scheduled do not run again.
+/// Runs actors on a fixed set of threads. Idle workers look for work briefly, then sleep on a
+/// condition variable. Dropping the pool stops its workers; actors still scheduled do not run
+/// again.
 ///
 /// ```
 /// use std::time::Duration;
@@ -91,10 +157,12 @@ impl ThreadPool {
     /// A pool of `threads` workers (at least one).
     pub fn new(threads: usize) -> Self {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                tasks: VecDeque::new(),
+            tasks: Injector::new(),
+            sleep: Mutex::new(Sleep {
                 sleepers: 0,
+                notified: 0,
             }),
+            idle: AtomicUsize::new(0),
             ready: Condvar::new(),
             stopping: AtomicBool::new(false),
         });
@@ -132,20 +200,14 @@ impl ThreadPool {
 
     fn stop_workers(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
+        // Under the lock: a worker between its look at `stopping` and its wait cannot miss it.
+        drop(self.shared.lock_sleep());
         self.shared.ready.notify_all();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
         // Runnables left in the queue hold their actors: drop them to free the actors.
-        let left = std::mem::take(
-            &mut self
-                .shared
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .tasks,
-        );
-        drop(left);
+        while self.shared.pop_global().is_some() {}
     }
 }
 
@@ -175,23 +237,20 @@ fn worker(shared: &Arc<Shared>, system: &System) {
             shared.push_global(task);
         }
         lifo_streak = 0;
-        let task = {
-            let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            loop {
-                if shared.stopping.load(Ordering::SeqCst) {
-                    drop(queue);
-                    LIFO.with(|slot| slot.borrow_mut().take());
-                    return;
+        let task = match shared.pop_global() {
+            Some(task) => task,
+            None => {
+                // Nothing now: look again for a little while, then sleep.
+                for _ in 0..SPINS {
+                    if !shared.tasks.is_empty() || shared.stopping.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    thread::yield_now();
                 }
-                if let Some(task) = queue.tasks.pop_front() {
-                    break task;
+                if shared.tasks.is_empty() {
+                    shared.sleep_unless_work();
                 }
-                queue.sleepers += 1;
-                queue = shared
-                    .ready
-                    .wait(queue)
-                    .unwrap_or_else(PoisonError::into_inner);
-                queue.sleepers -= 1;
+                continue;
             }
         };
         task.run(system.budget());
