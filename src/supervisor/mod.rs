@@ -880,7 +880,7 @@ impl Supervisor {
         let (restart, significant, child) = self.spec_of(&key);
         self.emit(SupervisorEvent::ChildExited {
             supervisor: &self.name,
-            child: &child.id,
+            child: &child,
             arg: self.arg_of(&key),
             pid: from,
             reason: &reason,
@@ -896,7 +896,8 @@ impl Supervisor {
         }
     }
 
-    fn spec_of(&self, key: &Key) -> (Restart, bool, ChildSpec) {
+    /// A child's restart type, significance and id.
+    fn spec_of(&self, key: &Key) -> (Restart, bool, Arc<str>) {
         let spec = match key {
             Key::Static(id) => self
                 .children
@@ -906,7 +907,7 @@ impl Supervisor {
             Key::Dynamic(_) => self.template.as_ref(),
         }
         .expect("a key names a child");
-        (spec.restart, spec.significant, spec.clone())
+        (spec.restart, spec.significant, spec.id.clone())
     }
 
     fn arg_of(&self, key: &Key) -> Option<&(dyn Any + Send + Sync)> {
@@ -972,7 +973,7 @@ impl Supervisor {
             let (_, _, child) = self.spec_of(&key);
             self.emit(SupervisorEvent::GaveUp {
                 supervisor: &self.name,
-                child: &child.id,
+                child: &child,
             });
             self.del_child(&key);
             return Flow::Stop(ExitReason::Shutdown);
