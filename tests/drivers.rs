@@ -303,3 +303,85 @@ fn thread_pool_workers_wake_for_every_schedule() {
         }
     }
 }
+
+/// Counts what it is told; steps another driver when told to (a driver stepped from inside a
+/// run of another).
+struct Tally {
+    seen: Vec<u64>,
+    inner: Option<(Arc<airssys_rt::ManualDriver>, ActorRef<Tally>)>,
+}
+
+impl Actor for Tally {}
+
+impl Handler<u64> for Tally {
+    type Reply = ();
+    fn handle(&mut self, n: u64, _ctx: &mut Ctx<Self>) {
+        self.seen.push(n);
+        if let Some((driver, other)) = &self.inner {
+            other.tell(n).unwrap();
+            driver.run_until_idle();
+        }
+    }
+}
+
+struct Seen;
+
+impl Handler<Seen> for Tally {
+    type Reply = Vec<u64>;
+    fn handle(&mut self, _: Seen, _ctx: &mut Ctx<Self>) -> Vec<u64> {
+        self.seen.clone()
+    }
+}
+
+/// The manual driver's local run queue (no lock inside a step) still takes schedules from
+/// other threads and from a second driver stepped inside one of its runs, and loses none.
+#[test]
+fn manual_driver_takes_schedules_from_other_threads_and_nested_drivers() {
+    let outer = airssys_rt::ManualDriver::fifo();
+    let inner = Arc::new(airssys_rt::ManualDriver::fifo());
+    let nested = inner
+        .system()
+        .spawn(Tally {
+            seen: Vec::new(),
+            inner: None,
+        })
+        .unwrap();
+    let front = outer
+        .system()
+        .spawn(Tally {
+            seen: Vec::new(),
+            inner: Some((inner.clone(), nested.clone())),
+        })
+        .unwrap();
+    const N: u64 = 2000;
+    let sender = {
+        let front = front.clone();
+        std::thread::spawn(move || {
+            for n in 0..N {
+                front.tell(n).unwrap();
+                if n % 64 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    // Step while the other thread sends; then once more after it has finished.
+    while !sender.is_finished() {
+        outer.run_until_idle();
+    }
+    sender.join().unwrap();
+    outer.run_until_idle();
+    assert_eq!(outer.pending(), 0);
+    let seen = front.ask(Seen);
+    outer.run_until_idle();
+    assert_eq!(
+        seen.try_take().unwrap().unwrap(),
+        (0..N).collect::<Vec<_>>()
+    );
+    let seen = nested.ask(Seen);
+    inner.run_until_idle();
+    assert_eq!(
+        seen.try_take().unwrap().unwrap(),
+        (0..N).collect::<Vec<_>>()
+    );
+}
