@@ -35,6 +35,7 @@
 
 use core::fmt;
 use core::panic::AssertUnwindSafe;
+use core::ptr::NonNull;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
@@ -572,10 +573,22 @@ pub trait Schedule: Send + Sync + 'static {
 }
 
 /// The right to run one actor once. See [`Schedule`].
+///
+/// It points at its actor's cell. While the actor is registered (alive, in the system's
+/// table), the table's reference keeps the cell alive, and the runnable borrows that: making
+/// one costs no reference-count update, which would be two locked instructions per message
+/// hop. A runnable for an actor that has stopped holds a reference of its own. See
+/// [`Runnable::new`] for why the borrow cannot outlive the cell.
 pub struct Runnable {
-    cell: Arc<dyn RunCell>,
+    cell: NonNull<dyn RunCell>,
+    /// `cell` came from `Arc::into_raw` and this runnable owns that reference.
+    owned: bool,
     token: RunToken,
 }
+
+// SAFETY: a runnable is only a pointer to a cell (`RunCell: Send + Sync`) plus a token (`Send`);
+// the cell stays alive for as long as the runnable exists (see `Runnable::new`).
+unsafe impl Send for Runnable {}
 
 /// What a run did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -589,28 +602,82 @@ pub enum RunOutcome {
 }
 
 impl Runnable {
+    /// The runnable of `cell`, for the holder of its mailbox's `token`.
+    ///
+    /// Borrowed (no reference taken) while the cell is registered. This is sound because:
+    /// * the system's table holds a strong reference to every registered cell, and drops it
+    ///   only in `terminate`, which runs inside a run of the cell;
+    /// * a run needs the mailbox's token, and only one token exists at a time (invariant S1 of
+    ///   `airssys_rt_mailbox::state`): the one this runnable carries. So no run, hence no
+    ///   unregistering, happens between now and this runnable's own run; that run keeps a
+    ///   reference of its own before it unregisters (see `RunCell for Cell`);
+    /// * a cell unregistered earlier is seen as such: `terminate` clears `registered` before
+    ///   its run's `finish` (Release), and every token after that comes from a notify that
+    ///   reads that finish (AcqRel) or from the same thread.
+    fn new<A: Actor>(cell: &Arc<Cell<A>>, token: RunToken) -> Self {
+        let (ptr, owned) = if cell.registered.load(Ordering::Acquire) {
+            let ptr: *const dyn RunCell = Arc::as_ptr(cell) as *const Cell<A>;
+            (ptr, false)
+        } else {
+            let owned: Arc<dyn RunCell> = cell.clone();
+            (Arc::into_raw(owned), true)
+        };
+        Runnable {
+            // SAFETY: a pointer to an `Arc`'s value is never null.
+            cell: unsafe { NonNull::new_unchecked(ptr.cast_mut()) },
+            owned,
+            token,
+        }
+    }
+
+    fn cell(&self) -> &dyn RunCell {
+        // SAFETY: the cell outlives this runnable (see `new`).
+        unsafe { self.cell.as_ref() }
+    }
+
     /// Runs the actor: handles up to `budget` user messages (signals first, not counted),
     /// then yields.
     pub fn run(self, budget: usize) -> RunOutcome {
-        self.cell.run(self.token, budget)
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is not used again, and its token is moved out exactly once (the
+        // runnable is not dropped: `ManuallyDrop`).
+        let token = unsafe { core::ptr::read(&this.token) };
+        let outcome = this.cell().run(token, budget);
+        if this.owned {
+            // SAFETY: the reference this runnable owned, from `Arc::into_raw` in `new`; the run
+            // is over and nothing uses the pointer after this.
+            drop(unsafe { Arc::from_raw(this.cell.as_ptr().cast_const()) });
+        }
+        outcome
     }
 
     /// The actor this runnable runs.
     pub fn actor_id(&self) -> ActorId {
-        self.cell.id()
+        self.cell().id()
+    }
+}
+
+impl Drop for Runnable {
+    fn drop(&mut self) {
+        if self.owned {
+            // SAFETY: the reference this runnable owned, from `Arc::into_raw` in `new`, released
+            // once (a runnable that runs does not drop: see `run`).
+            drop(unsafe { Arc::from_raw(self.cell.as_ptr().cast_const()) });
+        }
     }
 }
 
 impl fmt::Debug for Runnable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runnable")
-            .field("actor", &self.cell.id())
+            .field("actor", &self.cell().id())
             .finish()
     }
 }
 
 trait RunCell: Send + Sync {
-    fn run(self: Arc<Self>, token: RunToken, budget: usize) -> RunOutcome;
+    /// Runs the cell, which must live in an `Arc` (every cell does: `spawn_cell`).
+    fn run(&self, token: RunToken, budget: usize) -> RunOutcome;
     fn id(&self) -> ActorId;
     fn signal(self: Arc<Self>, signal: Signal) -> Result<(), Signal>;
     fn is_alive(&self) -> bool;
@@ -856,6 +923,9 @@ impl fmt::Debug for System {
 struct Cell<A: Actor> {
     mailbox: ActorMailbox,
     id: ActorId,
+    /// In the system's table (which holds a reference to the cell). Cleared, before the
+    /// table lets go, by the run that terminates the actor. See [`Runnable::new`].
+    registered: AtomicBool,
     system: Arc<SystemInner>,
     /// The actor itself, apart from the rest of the state: a pending async handler borrows
     /// it while the run loop keeps using `state`. Touched only by the current runner.
@@ -938,6 +1008,7 @@ fn spawn_cell<A: Actor>(
             let cell = Arc::new(Cell {
                 mailbox: Mailbox::with_capacity(capacity),
                 id,
+                registered: AtomicBool::new(true),
                 system: system.clone(),
                 actor: UnsafeCell::new(actor.take()),
                 state: UnsafeCell::new(CellState {
@@ -965,10 +1036,7 @@ fn spawn_cell<A: Actor>(
     system.spawned.fetch_add(1, Ordering::Relaxed);
     // The first run calls `started`.
     if let Some(token) = cell.mailbox.notify() {
-        system.scheduler.schedule(Runnable {
-            cell: cell.clone(),
-            token,
-        });
+        system.scheduler.schedule(Runnable::new(&cell, token));
     }
     drop(pid);
     Ok(ActorRef { cell })
@@ -977,10 +1045,7 @@ fn spawn_cell<A: Actor>(
 impl<A: Actor> Cell<A> {
     fn schedule(self: &Arc<Self>, token: Option<RunToken>) {
         if let Some(token) = token {
-            self.system.scheduler.schedule(Runnable {
-                cell: self.clone(),
-                token,
-            });
+            self.system.scheduler.schedule(Runnable::new(self, token));
         }
     }
 
@@ -1246,6 +1311,7 @@ impl<A: Actor> Cell<A> {
         for waiter in rel.exit_waiters {
             waiter.send(reason.clone());
         }
+        self.registered.store(false, Ordering::Release);
         self.system.slab.remove(self.id);
         self.system.names.unregister_actor(self.id);
         self.system.groups.leave_all(self.id);
@@ -1289,14 +1355,18 @@ impl<A: Actor> Cell<A> {
     }
 }
 
-impl<A: Actor> RunCell for Cell<A> {
-    fn run(self: Arc<Self>, token: RunToken, budget: usize) -> RunOutcome {
+impl<A: Actor> Cell<A> {
+    /// One run (see [`RunCell::run`]), with the cell as an `Arc` for the scheduling and the
+    /// `Pid`s it makes.
+    fn run_arc(self: &Arc<Self>, token: RunToken, budget: usize) -> RunOutcome {
         let mut run = self.mailbox.begin_run(token);
         // SAFETY: we hold the mailbox's run (RUNNING): no other run of this cell exists, and
         // the previous one's accesses happen-before ours (begin_run Acquires what finish
         // Released). `state` does not overlap the actor, which a pending future may borrow.
         let state = unsafe { &mut *self.state.get() };
         if self.is_stopped() {
+            // The table no longer holds the cell: keep it for the rest of the run.
+            let _keep = Arc::clone(self);
             // Stopped earlier: whatever raced with the close is handed back, and a push that
             // raced with this drain schedules one more.
             self.drain_dead(state, &mut run);
@@ -1308,7 +1378,7 @@ impl<A: Actor> RunCell for Cell<A> {
             // SAFETY: runner; nothing is pending before the first message.
             if let Some(actor) = unsafe { self.actor() } {
                 let mut c = Ctx {
-                    cell: &self,
+                    cell: self,
                     state: &mut state.ctx,
                 };
                 self.guarded_ctx(&mut c, |c| actor.started(c));
@@ -1340,6 +1410,8 @@ impl<A: Actor> RunCell for Cell<A> {
             }
         }
         if state.ctx.exit.is_some() {
+            // `terminate` unregisters the cell: keep it for the rest of the run.
+            let _keep = Arc::clone(self);
             self.terminate(state, &mut run);
             self.schedule(run.finish(false));
             return RunOutcome::Exited;
@@ -1353,6 +1425,18 @@ impl<A: Actor> RunCell for Cell<A> {
             }
             None => RunOutcome::Idle,
         }
+    }
+}
+
+impl<A: Actor> RunCell for Cell<A> {
+    fn run(&self, token: RunToken, budget: usize) -> RunOutcome {
+        // SAFETY: every cell is made by `Arc::new` (`spawn_cell`), so `self` points into an
+        // `Arc`'s allocation; `ManuallyDrop` keeps this view from releasing a reference it
+        // does not own. The caller's runnable keeps the cell alive until the run returns,
+        // except past `terminate`, which the exit paths below cover with a reference of their
+        // own.
+        let this = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(self) });
+        this.run_arc(token, budget)
     }
 
     fn id(&self) -> ActorId {
