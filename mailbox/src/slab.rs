@@ -6,15 +6,35 @@
 //! [`SlabId`] is `(index, generation)` and resolves only while the slot still has that
 //! generation and holds that id's entry, so a stale id never resolves, even after the slot has
 //! been reused. Free slots form a Treiber stack whose head carries a tag, bumped by every
-//! change, against ABA. Reads are wait-free: a segment load, a generation check, an entry load.
+//! change, against ABA.
 //!
-//! The loom model is `tests/loom_slab.rs` (mutant `slab_no_generation_bump`).
+//! # A slot's word
+//!
+//! ```text
+//!   63            32 31             0
+//!  ┌────────────────┬────────────────┐
+//!  │   generation   │    readers     │   Slot::state (AtomicU64)
+//!  └────────────────┴────────────────┘
+//! ```
+//!
+//! The entry itself is an `Arc` behind an `AtomicPtr` (from `Arc::into_raw`; null when the
+//! slot is empty). A lookup counts itself in `readers` (one `fetch_add`), checks the generation
+//! of the value it got, clones the entry's `Arc`, and counts itself out. A remove bumps the
+//! generation (a compare-exchange from the id's generation, which later lookups then fail),
+//! takes the entry pointer out, and waits until `readers` is zero before it releases its
+//! reference: a lookup that counted itself in before the bump may still be cloning. Lookups
+//! never wait and take no lock; a remove waits only for lookups of the same slot already under
+//! way (a few instructions each). Insert and remove cost two or three atomic operations, where
+//! an `arc-swap` cell per slot (the earlier design) paid every thread's debt list on each store.
+//!
+//! The loom model is `tests/loom_slab.rs` (mutants `slab_no_generation_bump` and
+//! `slab_no_reader_wait`).
 
 use core::fmt;
 use core::ptr;
 use std::sync::Arc;
 
-use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering, SnapshotCell};
+use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 const FIRST_SEGMENT: usize = 64;
 const SEGMENTS: usize = 26;
@@ -29,11 +49,34 @@ pub struct SlabId {
     pub generation: u32,
 }
 
+/// One reader in `Slot::state` (the low 32 bits count readers).
+const READER: u64 = 1;
+const READERS: u64 = u32::MAX as u64;
+/// One generation in `Slot::state` (the high 32 bits).
+const GENERATION_ONE: u64 = 1 << 32;
+
+fn generation_of(state: u64) -> u32 {
+    (state >> 32) as u32
+}
+
 struct Slot<T> {
-    generation: AtomicU32,
+    /// `generation << 32 | readers`: see the module docs.
+    state: AtomicU64,
     /// The next free slot while this one is free.
     next_free: AtomicU32,
-    entry: SnapshotCell<(SlabId, T)>,
+    /// The entry, from `Arc::into_raw`; null while the slot is empty.
+    entry: AtomicPtr<(SlabId, T)>,
+}
+
+impl<T> Drop for Slot<T> {
+    fn drop(&mut self) {
+        let entry = self.entry.load(Ordering::Acquire);
+        if !entry.is_null() {
+            // SAFETY: the slot's own reference (from `Arc::into_raw` in `insert`); `&mut self`
+            // means no lookup is cloning it.
+            drop(unsafe { Arc::from_raw(entry) });
+        }
+    }
 }
 
 /// A lock-free generational slab of shared entries. See the [module docs](self).
@@ -99,9 +142,9 @@ impl<T> Slab<T> {
         let len = FIRST_SEGMENT << segment;
         let fresh: Box<[Slot<T>]> = (0..len)
             .map(|_| Slot {
-                generation: AtomicU32::new(0),
+                state: AtomicU64::new(0),
                 next_free: AtomicU32::new(NONE),
-                entry: SnapshotCell::empty(),
+                entry: AtomicPtr::new(ptr::null_mut()),
             })
             .collect();
         let fresh = Box::into_raw(fresh).cast::<Slot<T>>();
@@ -126,10 +169,12 @@ impl<T> Slab<T> {
         let slot = self.slot_or_grow(index)?;
         let id = SlabId {
             index,
-            generation: slot.generation.load(Ordering::Acquire),
+            generation: generation_of(slot.state.load(Ordering::Acquire)),
         };
         let entry = Arc::new((id, make(id)));
-        slot.entry.store(Some(entry.clone()));
+        // The slot is ours and empty (fresh, or emptied by the remove that freed it).
+        slot.entry
+            .store(Arc::into_raw(entry.clone()).cast_mut(), Ordering::Release);
         self.live.fetch_add(1, Ordering::Relaxed);
         Some((id, entry))
     }
@@ -137,11 +182,29 @@ impl<T> Slab<T> {
     /// The entry of `id`, if it has not been removed.
     pub fn get(&self, id: SlabId) -> Option<Arc<(SlabId, T)>> {
         let slot = self.slot(id.index)?;
-        if slot.generation.load(Ordering::Acquire) != id.generation {
+        // A stale id is turned away without a write.
+        if generation_of(slot.state.load(Ordering::Acquire)) != id.generation {
             return None;
         }
-        // The slot may be released and reused between the two loads: check the entry's id.
-        slot.entry.load().filter(|e| e.0 == id)
+        let state = slot.state.fetch_add(READER, Ordering::Acquire);
+        let mut found = None;
+        if generation_of(state) == id.generation {
+            let entry = slot.entry.load(Ordering::Acquire);
+            if !entry.is_null() {
+                // SAFETY: we are counted in `readers` with the entry's generation current at
+                // that point, so a remove of this entry (which bumps the generation after our
+                // count) waits for us to count out before releasing the slot's reference: the
+                // pointer is live, from `Arc::into_raw`, and we take a reference of our own.
+                found = Some(unsafe {
+                    Arc::increment_strong_count(entry);
+                    Arc::from_raw(entry)
+                });
+            }
+        }
+        // Count out: Release, so our clone happens-before the remove's release.
+        slot.state.fetch_sub(READER, Ordering::Release);
+        // The slot may have been released and reused before we counted in: check the id.
+        found.filter(|e| e.0 == id)
     }
 
     /// Removes `id`'s entry: the id never resolves again. Returns `false` if it was already
@@ -150,19 +213,38 @@ impl<T> Slab<T> {
         let Some(slot) = self.slot(id.index) else {
             return false;
         };
-        let next = if crate::sync::mutant("slab_no_generation_bump") {
-            id.generation
+        let bump = if crate::sync::mutant("slab_no_generation_bump") {
+            0
         } else {
-            id.generation.wrapping_add(1)
+            GENERATION_ONE
         };
-        if slot
-            .generation
-            .compare_exchange(id.generation, next, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            return false;
+        let mut state = slot.state.load(Ordering::Relaxed);
+        loop {
+            if generation_of(state) != id.generation {
+                return false;
+            }
+            match slot.state.compare_exchange_weak(
+                state,
+                state.wrapping_add(bump),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
         }
-        slot.entry.store(None);
+        let entry = slot.entry.swap(ptr::null_mut(), Ordering::AcqRel);
+        // Lookups that counted in before the bump may be cloning `entry`: wait for them.
+        if !crate::sync::mutant("slab_no_reader_wait") {
+            while slot.state.load(Ordering::Acquire) & READERS != 0 {
+                crate::sync::spin_loop();
+            }
+        }
+        if !entry.is_null() {
+            // SAFETY: the slot's reference, taken out of the slot above (so released once);
+            // no lookup is cloning it any more.
+            drop(unsafe { Arc::from_raw(entry) });
+        }
         self.live.fetch_sub(1, Ordering::Relaxed);
         self.push_free(id.index, slot);
         true

@@ -136,8 +136,9 @@ pub(crate) mod ord {
 /// popped without first observing it, so a system signal sent earlier can be overtaken),
 /// `notify_closed_no_token` (a notify on a closed mailbox schedules nothing, stranding late
 /// messages), `chunk_release_relaxed`, `chunk_no_fence` (the last chunk release skips its
-/// Acquire fence) and `slab_no_generation_bump` (a released slot keeps its generation, so a
-/// stale id would resolve to the next entry).
+/// Acquire fence), `slab_no_generation_bump` (a released slot keeps its generation, so a
+/// stale id would resolve to the next entry) and `slab_no_reader_wait` (a remove releases the
+/// entry without waiting for lookups that are cloning it).
 #[cfg(loom)]
 pub(crate) mod mutant {
     use std::sync::OnceLock;
@@ -160,42 +161,4 @@ pub(crate) fn mutant(name: &str) -> bool {
     return mutant::active(name);
     #[cfg(not(loom))]
     false
-}
-
-/// A shared, replaceable `Option<Arc<T>>` with wait-free reads: `arc-swap` normally, a loom
-/// mutex under loom (arc-swap has no loom support; the model checks the code around it).
-pub(crate) struct SnapshotCell<T> {
-    #[cfg(not(loom))]
-    inner: arc_swap::ArcSwapOption<T>,
-    #[cfg(loom)]
-    inner: loom::sync::Mutex<Option<std::sync::Arc<T>>>,
-}
-
-impl<T> SnapshotCell<T> {
-    pub(crate) fn empty() -> Self {
-        Self {
-            #[cfg(not(loom))]
-            inner: arc_swap::ArcSwapOption::empty(),
-            #[cfg(loom)]
-            inner: loom::sync::Mutex::new(None),
-        }
-    }
-
-    /// The current value (a new strong reference).
-    pub(crate) fn load(&self) -> Option<std::sync::Arc<T>> {
-        #[cfg(not(loom))]
-        return self.inner.load_full();
-        #[cfg(loom)]
-        return self.inner.lock().unwrap().clone();
-    }
-
-    /// Replaces the value.
-    pub(crate) fn store(&self, value: Option<std::sync::Arc<T>>) {
-        #[cfg(not(loom))]
-        self.inner.store(value);
-        #[cfg(loom)]
-        {
-            *self.inner.lock().unwrap() = value;
-        }
-    }
 }

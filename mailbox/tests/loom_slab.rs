@@ -7,6 +7,7 @@
 #![cfg(loom)]
 
 use airssys_rt_mailbox::Slab;
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -29,5 +30,51 @@ fn slots_unique_and_stale_ids_never_resolve() {
         assert_eq!(slab.get(mine).map(|e| e.1), Some(2));
         assert_eq!(slab.get(theirs).map(|e| e.1), Some(1));
         assert_eq!(slab.len(), 2);
+    });
+}
+
+/// An entry that records its drop in a flag outside itself.
+struct Tracked {
+    value: u32,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A lookup racing with the remove of its entry gets either the entry, alive for as long as
+/// the lookup holds it, or nothing; never a released entry (mutant `slab_no_reader_wait`
+/// must fail here: the remove would release the entry while the lookup clones it).
+#[test]
+fn a_lookup_racing_with_remove_never_gets_a_released_entry() {
+    loom::model(|| {
+        let slab = Arc::new(Slab::<Tracked>::new());
+        let dropped = Arc::new(AtomicBool::new(false));
+        let (id, entry) = slab
+            .insert(|_| Tracked {
+                value: 7,
+                dropped: dropped.clone(),
+            })
+            .unwrap();
+        drop(entry);
+        let reader = {
+            let (slab, dropped) = (slab.clone(), dropped.clone());
+            thread::spawn(move || {
+                if let Some(found) = slab.get(id) {
+                    assert_eq!(found.1.value, 7);
+                    assert!(
+                        !dropped.load(Ordering::SeqCst),
+                        "a lookup got an entry already released"
+                    );
+                }
+            })
+        };
+        assert!(slab.remove(id));
+        reader.join().unwrap();
+        assert!(slab.get(id).is_none());
+        assert!(dropped.load(Ordering::SeqCst), "the entry leaked");
     });
 }
