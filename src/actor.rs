@@ -574,7 +574,7 @@ pub trait Schedule: Send + Sync + 'static {
 
 /// The right to run one actor once. See [`Schedule`].
 ///
-/// It points at its actor's cell. While the actor is registered (alive, in the system's
+/// It points at its actor's cell. While the actor has not stopped (it is in the system's
 /// table), the table's reference keeps the cell alive, and the runnable borrows that: making
 /// one costs no reference-count update, which would be two locked instructions per message
 /// hop. A runnable for an actor that has stopped holds a reference of its own. See
@@ -604,18 +604,19 @@ pub enum RunOutcome {
 impl Runnable {
     /// The runnable of `cell`, for the holder of its mailbox's `token`.
     ///
-    /// Borrowed (no reference taken) while the cell is registered. This is sound because:
-    /// * the system's table holds a strong reference to every registered cell, and drops it
-    ///   only in `terminate`, which runs inside a run of the cell;
+    /// Borrowed (no reference taken) while the cell's mailbox is open. This is sound because:
+    /// * the system's table holds a strong reference to every cell from its spawn until
+    ///   `terminate`, which runs inside a run of the cell and closes the mailbox before it
+    ///   unregisters the cell (nothing else closes a cell's mailbox); so open means registered;
     /// * a run needs the mailbox's token, and only one token exists at a time (invariant S1 of
     ///   `airssys_rt_mailbox::state`): the one this runnable carries. So no run, hence no
-    ///   unregistering, happens between now and this runnable's own run; that run keeps a
-    ///   reference of its own before it unregisters (see `RunCell for Cell`);
-    /// * a cell unregistered earlier is seen as such: `terminate` clears `registered` before
-    ///   its run's `finish` (Release), and every token after that comes from a notify that
-    ///   reads that finish (AcqRel) or from the same thread.
+    ///   close or unregistering, happens between now and this runnable's own run; that run
+    ///   keeps a reference of its own before it unregisters (see `RunCell for Cell`);
+    /// * a mailbox closed earlier is seen as closed: the close is an RMW on the state word
+    ///   before that run's `finish` (Release), and every token after that comes from a notify
+    ///   that reads that finish (AcqRel) or from the same thread.
     fn new<A: Actor>(cell: &Arc<Cell<A>>, token: RunToken) -> Self {
-        let (ptr, owned) = if cell.registered.load(Ordering::Acquire) {
+        let (ptr, owned) = if !cell.mailbox.is_closed() {
             let ptr: *const dyn RunCell = Arc::as_ptr(cell) as *const Cell<A>;
             (ptr, false)
         } else {
@@ -923,9 +924,6 @@ impl fmt::Debug for System {
 struct Cell<A: Actor> {
     mailbox: ActorMailbox,
     id: ActorId,
-    /// In the system's table (which holds a reference to the cell). Cleared, before the
-    /// table lets go, by the run that terminates the actor. See [`Runnable::new`].
-    registered: AtomicBool,
     system: Arc<SystemInner>,
     /// The actor itself, apart from the rest of the state: a pending async handler borrows
     /// it while the run loop keeps using `state`. Touched only by the current runner.
@@ -1008,7 +1006,6 @@ fn spawn_cell<A: Actor>(
             let cell = Arc::new(Cell {
                 mailbox: Mailbox::with_capacity(capacity),
                 id,
-                registered: AtomicBool::new(true),
                 system: system.clone(),
                 actor: UnsafeCell::new(actor.take()),
                 state: UnsafeCell::new(CellState {
@@ -1311,7 +1308,6 @@ impl<A: Actor> Cell<A> {
         for waiter in rel.exit_waiters {
             waiter.send(reason.clone());
         }
-        self.registered.store(false, Ordering::Release);
         self.system.slab.remove(self.id);
         self.system.names.unregister_actor(self.id);
         self.system.groups.leave_all(self.id);

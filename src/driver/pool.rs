@@ -8,11 +8,14 @@
 //! the shared queue is not starved.
 //!
 //! A worker with nothing to do looks again for a little while ([`SPINS`] yields), then sleeps
-//! on a condition variable. A schedule wakes a sleeper only if one is asleep and not already
-//! being woken, so a burst of schedules costs one wake-up. The sleep protocol is a Dekker
-//! pair: the sleeper publishes itself, then looks at the queue; the scheduler pushes, then
-//! looks for sleepers; a `SeqCst` fence on each side makes at least one of them see the other,
-//! so no task is left in the queue with every worker asleep.
+//! on a condition variable. While it looks it counts as *searching*, and a schedule wakes no
+//! one while some worker searches (it will find the task); otherwise a schedule wakes a
+//! sleeper only if one is asleep and not already being woken, so a burst of schedules costs
+//! one wake-up. A searcher that finds work and was the last one searching wakes a sleeper for
+//! the rest (tokio's rule). The sleep protocol is a Dekker pair: the sleeper publishes itself
+//! (and stops searching), then looks at the queue; the scheduler pushes, then looks for
+//! searchers and sleepers; a `SeqCst` fence on each side makes at least one of them see the
+//! other, so no task is left in the queue with every worker asleep.
 
 use std::cell::RefCell;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
@@ -42,6 +45,9 @@ struct Shared {
     sleep: Mutex<Sleep>,
     /// `sleepers - notified`: sleepers nobody is waking yet (read without the lock).
     idle: AtomicUsize,
+    /// Workers looking for work (in their [`SPINS`] loop): a schedule does not wake a sleeper
+    /// while one of them is looking, as it will find the task (tokio's "searching" workers).
+    searching: AtomicUsize,
     ready: Condvar,
     stopping: AtomicBool,
 }
@@ -49,8 +55,26 @@ struct Shared {
 impl Shared {
     fn push_global(&self, task: Runnable) {
         self.tasks.push(task);
-        // Dekker with `sleep_unless_work`: the push, then the look at sleepers.
+        // Dekker with `sleep_unless_work`: the push, then the look at searchers and sleepers.
         fence(Ordering::SeqCst);
+        if self.searching.load(Ordering::Relaxed) == 0 {
+            self.wake_a_sleeper();
+        }
+    }
+
+    /// A searching worker found work. Schedules skipped waking anyone while it searched; if it
+    /// was the last searcher, it wakes a sleeper for whatever it will not take itself.
+    fn stop_searching_with_work(&self) {
+        if self.searching.fetch_sub(1, Ordering::Relaxed) == 1 {
+            // Dekker with `sleep_unless_work` (as in `push_global`): a sleeper either is seen
+            // here or sees in its last look every task whose schedule saw us searching.
+            fence(Ordering::SeqCst);
+            self.wake_a_sleeper();
+        }
+    }
+
+    /// Wakes one sleeper that nobody is waking yet, if there is one.
+    fn wake_a_sleeper(&self) {
         if self.idle.load(Ordering::Relaxed) > 0 {
             let mut sleep = self.lock_sleep();
             if sleep.sleepers > sleep.notified {
@@ -78,11 +102,15 @@ impl Shared {
     }
 
     /// Sleeps until a schedule wakes this worker, unless there is work (or a stop) already.
+    /// The caller is counted in `searching`; this call stops counting it.
     fn sleep_unless_work(&self) {
         let mut sleep = self.lock_sleep();
         sleep.sleepers += 1;
         self.idle
             .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
+        // Published as a sleeper first, then no longer searching: a schedule that sees either
+        // change before the fence below wakes a sleeper.
+        self.searching.fetch_sub(1, Ordering::Relaxed);
         // Dekker with `push_global`: published as a sleeper, then the look at the queue.
         fence(Ordering::SeqCst);
         if self.tasks.is_empty() && !self.stopping.load(Ordering::SeqCst) {
@@ -163,6 +191,7 @@ impl ThreadPool {
                 notified: 0,
             }),
             idle: AtomicUsize::new(0),
+            searching: AtomicUsize::new(0),
             ready: Condvar::new(),
             stopping: AtomicBool::new(false),
         });
@@ -240,7 +269,9 @@ fn worker(shared: &Arc<Shared>, system: &System) {
         let task = match shared.pop_global() {
             Some(task) => task,
             None => {
-                // Nothing now: look again for a little while, then sleep.
+                // Nothing now: look again for a little while (counted as searching, so that
+                // schedules meanwhile wake nobody), then sleep.
+                shared.searching.fetch_add(1, Ordering::Relaxed);
                 for _ in 0..SPINS {
                     if !shared.tasks.is_empty() || shared.stopping.load(Ordering::Relaxed) {
                         break;
@@ -249,6 +280,8 @@ fn worker(shared: &Arc<Shared>, system: &System) {
                 }
                 if shared.tasks.is_empty() {
                     shared.sleep_unless_work();
+                } else {
+                    shared.stop_searching_with_work();
                 }
                 continue;
             }
