@@ -617,7 +617,7 @@ impl Runnable {
     ///   that reads that finish (AcqRel) or from the same thread.
     fn new<A: Actor>(cell: &Arc<Cell<A>>, token: RunToken) -> Self {
         let (ptr, owned) = if !cell.mailbox.is_closed() {
-            let ptr: *const dyn RunCell = Arc::as_ptr(cell) as *const Cell<A>;
+            let ptr: *const dyn RunCell = Arc::<Cell<A>>::as_ptr(cell);
             (ptr, false)
         } else {
             let owned: Arc<dyn RunCell> = cell.clone();
