@@ -578,7 +578,8 @@ pub trait Schedule: Send + Sync + 'static {
 /// table), the table's reference keeps the cell alive, and the runnable borrows that: making
 /// one costs no reference-count update, which would be two locked instructions per message
 /// hop. A runnable for an actor that has stopped holds a reference of its own. See
-/// [`Runnable::new`] for why the borrow cannot outlive the cell.
+/// `Runnable::new` (a private function, documented in the source) for why the borrow cannot
+/// outlive the cell.
 pub struct Runnable {
     cell: NonNull<dyn RunCell>,
     /// `cell` came from `Arc::into_raw` and this runnable owns that reference.
