@@ -24,8 +24,10 @@
 //! takes the entry pointer out, and waits until `readers` is zero before it releases its
 //! reference: a lookup that counted itself in before the bump may still be cloning. Lookups
 //! never wait and take no lock; a remove waits only for lookups of the same slot already under
-//! way (a few instructions each). Insert and remove cost two or three atomic operations, where
-//! an `arc-swap` cell per slot (the earlier design) paid every thread's debt list on each store.
+//! way (a few instructions each, but a lookup preempted there delays the remove: removes are
+//! not lock-free). Insert and remove cost a handful of atomic operations on the slot and the
+//! free list, where an `arc-swap` cell per slot (the earlier design) walked every thread's debt
+//! list on each store.
 //!
 //! The loom model is `tests/loom_slab.rs` (mutants `slab_no_generation_bump` and
 //! `slab_no_reader_wait`).
