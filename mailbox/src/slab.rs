@@ -1,4 +1,4 @@
-//! [`Slab`]: a lock-free generational slab (actor ids in airssys-rt).
+//! [`Slab`]: a generational slab with wait-free lookups (actor ids in airssys-rt).
 //!
 //! Slots live in segments that double in size (64, 128, 256, ... slots) and are never freed or
 //! moved while the slab lives, so a slot reference stays valid. Each slot has a generation,
