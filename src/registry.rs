@@ -21,7 +21,7 @@ use crate::exit::ActorId;
 use crate::mailbox::{Slab as GenerationalSlab, SlabId};
 use crate::Pid;
 
-/// Actor addresses by id: the mailbox crate's lock-free generational slab (loom-checked).
+/// Actor addresses by id: the mailbox crate's generational slab with wait-free lookups (loom-checked).
 pub(crate) struct Slab(GenerationalSlab<Pid>);
 
 fn slab_id(id: ActorId) -> SlabId {

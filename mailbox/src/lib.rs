@@ -13,7 +13,7 @@
 //! | [`Mailbox`] | user lane (optionally bounded) + system lane + state word |
 //! | [`Boxed`] | a heap node for a plain value (control signals, tests) |
 //! | [`ArenaWriter`], [`chunk`] | one thread's bump allocator over pooled 64 KiB chunks, biased refcounts |
-//! | [`Slab`] | a lock-free generational slab (actor ids) |
+//! | [`Slab`] | a generational slab with wait-free lookups (actor ids) |
 //! | [`Envelope`] | the owning handle to one message in a chunk: bytes, a plain value, or a shared copy |
 //!
 //! Every lock-free structure here has a loom model (`tests/loom_*.rs`), run in CI together

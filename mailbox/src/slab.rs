@@ -81,7 +81,7 @@ impl<T> Drop for Slot<T> {
     }
 }
 
-/// A lock-free generational slab of shared entries. See the [module docs](self).
+/// A generational slab of shared entries, with wait-free lookups. See the [module docs](self).
 ///
 /// ```
 /// use airssys_rt_mailbox::Slab;
