@@ -2,8 +2,8 @@
 //!
 //! # Ids
 //!
-//! An [`ActorId`] is a slot of the mailbox crate's lock-free generational
-//! [`Slab`](crate::mailbox::Slab) (index + generation; a stale id never resolves, even after
+//! An [`ActorId`] is a slot of the mailbox crate's generational
+//! [`Slab`](crate::mailbox::Slab) (wait-free lookups; index + generation; a stale id never resolves, even after
 //! its slot is reused; loom model `mailbox/tests/loom_slab.rs`).
 //!
 //! # Names
