@@ -929,7 +929,7 @@ struct Cell<A: Actor> {
     /// The actor itself, apart from the rest of the state: a pending async handler borrows
     /// it while the run loop keeps using `state`. Touched only by the current runner.
     actor: UnsafeCell<Option<A>>,
-    /// Touched only by the current runner (the mailbox's RUNNING bit makes it exclusive).
+    /// Touched only by the current runner (the mailbox's run token makes it exclusive).
     state: UnsafeCell<CellState>,
 }
 
@@ -1357,9 +1357,9 @@ impl<A: Actor> Cell<A> {
     /// `Pid`s it makes.
     fn run_arc(self: &Arc<Self>, token: RunToken, budget: usize) -> RunOutcome {
         let mut run = self.mailbox.begin_run(token);
-        // SAFETY: we hold the mailbox's run (RUNNING): no other run of this cell exists, and
+        // SAFETY: we hold the mailbox's run (its token): no other run of this cell exists, and
         // the previous one's accesses happen-before ours (begin_run Acquires what finish
-        // Released). `state` does not overlap the actor, which a pending future may borrow.
+        // Released, or the driver's queue handed the token over). `state` does not overlap the actor, which a pending future may borrow.
         let state = unsafe { &mut *self.state.get() };
         if self.is_stopped() {
             // The table no longer holds the cell: keep it for the rest of the run.
@@ -1413,9 +1413,14 @@ impl<A: Actor> Cell<A> {
             self.schedule(run.finish(false));
             return RunOutcome::Exited;
         }
-        // Awaiting with nothing else to do: the handler's waker will schedule us.
-        let yielded = handled == budget && state.pending.is_none();
-        match run.finish(yielded) {
+        // Awaiting with nothing else to do: user messages wait, and the handler's waker will
+        // schedule us.
+        let again = if state.pending.is_some() {
+            run.finish_awaiting()
+        } else {
+            run.finish(handled == budget)
+        };
+        match again {
             Some(token) => {
                 self.schedule(Some(token));
                 RunOutcome::Yielded

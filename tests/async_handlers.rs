@@ -97,7 +97,10 @@ fn while_awaiting_no_other_user_message_is_handled() {
     let drops = Arc::new(AtomicU64::new(0));
     let first = w.ask_async(Wait(gate.clone(), "a", drops.clone()));
     let second = w.ask(Note("b"));
-    d.run_until_idle();
+    // It goes idle: a queued user message does not bring an awaiting actor back run after run.
+    let runs = d.run_steps(100);
+    assert!(runs < 100, "the awaiting actor kept running ({runs} runs)");
+    assert_eq!(d.pending(), 0);
     assert_eq!(first.try_take(), None, "still awaiting");
     assert_eq!(
         second.try_take(),

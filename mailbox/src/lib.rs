@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`MsgHeader`], [`Link`] | the 16-byte intrusive node at the front of every message |
 //! | [`MpscQueue`] | Dmitry Vyukov's intrusive MPSC queue: wait-free push, single consumer |
-//! | [`SchedState`] | IDLE / SCHEDULED / RUNNING / CLOSED, documented bit by bit in [`state`] |
+//! | [`SchedState`] | SCHEDULED / CLOSED / WOKEN, documented bit by bit in [`state`] |
 //! | [`Mailbox`] | user lane (optionally bounded) + system lane + state word |
 //! | [`Boxed`] | a heap node for a plain value (control signals, tests) |
 //! | [`ArenaWriter`], [`chunk`] | one thread's bump allocator over pooled 64 KiB chunks, biased refcounts |

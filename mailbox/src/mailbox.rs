@@ -174,8 +174,8 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
             }
         }
         self.user.push(msg);
-        // S5: every push is followed by a notify.
-        Ok(self.notify())
+        // S2: every push is followed by this check of the state word.
+        Ok(self.notify_pushed())
     }
 
     /// Pushes a control signal: never bounded, drained before user messages. Fails only when
@@ -186,14 +186,19 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
             return Err(msg);
         }
         self.system.push(msg);
-        Ok(self.notify())
+        Ok(self.notify_pushed())
+    }
+
+    #[inline]
+    fn notify_pushed(&self) -> Option<RunToken> {
+        self.state.notify_pushed().then(|| self.token())
     }
 
     /// Asks for a run without a message (a wake-up: a timer fired, a future became ready).
     /// Returns the token if the caller must schedule it.
     #[inline]
     pub fn notify(&self) -> Option<RunToken> {
-        self.state.notify().then(|| self.token())
+        self.state.wake().then(|| self.token())
     }
 
     /// Closes the mailbox: later pushes fail with their message back. Returns `true` if this
@@ -228,7 +233,8 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
             self.addr(),
             "RunToken passed to a mailbox that did not issue it"
         );
-        let RunToken { .. } = token; // consumed: the run now stands for it
+        // Consumed: the run now stands for it (`SCHEDULED` stays set).
+        let RunToken { .. } = token;
         self.state.begin_run();
         Run {
             mailbox: self,
@@ -360,14 +366,46 @@ impl<U: Linked, S: Linked> Run<'_, U, S> {
 
     /// Ends the run. `yielded` says the run stopped with work left (its budget ran out): the
     /// mailbox stays scheduled. Returns the token if the mailbox must run again, because it
-    /// yielded or because a message or notify arrived during the run; the caller schedules it.
+    /// yielded, because a wake-up came during the run, or because a message is queued (or
+    /// being pushed) once the run has let go; the caller schedules it.
+    ///
+    /// A run that stopped on [`Pop::Inconsistent`](crate::Pop::Inconsistent) (a producer
+    /// between its two steps) gets the token back here, so the host runs it again shortly
+    /// and finds the message linked.
     #[inline]
     pub fn finish(mut self, yielded: bool) -> Option<RunToken> {
+        self.end(yielded, true)
+    }
+
+    /// Ends a run that leaves user messages queued on purpose, because the consumer waits
+    /// for something else (an actor awaiting inside a handler takes only signals meanwhile).
+    ///
+    /// Like [`finish(false)`](Self::finish), except that queued user messages do not make
+    /// the mailbox run again: only a queued signal or a wake-up ([`Mailbox::notify`]) does
+    /// now, and a push after this call schedules a run as usual. Without this, a consumer
+    /// that cannot take its user messages yet would be run again and again for them.
+    #[inline]
+    pub fn finish_awaiting(mut self) -> Option<RunToken> {
+        self.end(false, false)
+    }
+
+    #[inline]
+    fn end(&mut self, yielded: bool, user_lane_counts: bool) -> Option<RunToken> {
         self.finished = true;
-        self.mailbox
+        let mailbox = self.mailbox;
+        // While still the consumer: a message left behind (one a producer is still linking,
+        // say) means run again, with the token kept.
+        // SAFETY: this run is the single consumer until `finish` below lets go.
+        let left =
+            unsafe { (user_lane_counts && !mailbox.user.is_empty()) || !mailbox.system.is_empty() };
+        // After letting go, another run may already be consuming: look only at the
+        // producers' ends, for pushes that raced with the release.
+        let pushed_since =
+            || (user_lane_counts && !mailbox.user.head_is_stub()) || !mailbox.system.head_is_stub();
+        mailbox
             .state
-            .finish(yielded)
-            .then(|| self.mailbox.token())
+            .finish(yielded || left, pushed_since)
+            .then(|| mailbox.token())
     }
 }
 
@@ -375,7 +413,7 @@ impl<U: Linked, S: Linked> Drop for Run<'_, U, S> {
     fn drop(&mut self) {
         if !self.finished {
             // See the type docs: the token this might return is lost.
-            let _ = self.mailbox.state.finish(false);
+            let _ = self.end(false, true);
         }
     }
 }

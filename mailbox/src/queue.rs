@@ -250,6 +250,32 @@ impl<T: Linked> MpscQueue<T> {
             tail != STUB || !self.stub.next.load(ord::QUEUE_NEXT()).is_null()
         })
     }
+
+    /// Whether nothing at all has been pushed that the consumer has not popped, counting
+    /// pushes still inside their window (swapped in, not yet linked).
+    ///
+    /// Empty means `tail` and `head` are both the stub: `head` leaves the stub only by a
+    /// producer's swap, and only the consumer puts it back (when it takes the last node).
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop): the caller must be the single consumer.
+    #[inline]
+    pub unsafe fn is_empty(&self) -> bool {
+        // SAFETY: the caller is the only consumer, so `tail` is not being written.
+        let tail = self.tail.with(|tail_slot| unsafe { *tail_slot });
+        tail == STUB && self.head_is_stub()
+    }
+
+    /// Whether the producers' end is the stub: nothing has been pushed since the consumer
+    /// last took the queue's last node (or ever). Any thread may ask; it reads only `head`.
+    ///
+    /// The load is `SeqCst`: a consumer that has just let go of its mailbox with a `SeqCst`
+    /// write either sees a push here or that push's producer sees the write (see `state.rs`).
+    #[inline]
+    pub fn head_is_stub(&self) -> bool {
+        self.head.load(Ordering::SeqCst) == STUB
+    }
 }
 
 impl<T: Linked> Default for MpscQueue<T> {

@@ -111,8 +111,9 @@ pub(crate) mod ord {
     orderings! {
         /// The producer's `head.swap`: Acquire so that linking into `prev` happens after
         /// `prev`'s producer initialised it; Release so the next producer sees our node
-        /// initialised.
-        QUEUE_SWAP = AcqRel, mutant "swap_release" => Release;
+        /// initialised; SeqCst for the store-load handshake with a finishing consumer (see
+        /// `state.rs`).
+        QUEUE_SWAP = SeqCst, mutant "swap_release" => Release;
         /// The producer's link store `prev.next = node`: publishes the node and its payload to
         /// the consumer.
         QUEUE_LINK = Release, mutant "link_relaxed" => Relaxed;
@@ -121,18 +122,27 @@ pub(crate) mod ord {
         /// A chunk reference release (`fetch_sub`): Release so every access to the chunk by
         /// this holder happens-before the recycle (the last holder's Acquire fence).
         CHUNK_RELEASE = Release, mutant "chunk_release_relaxed" => Relaxed;
-        /// `begin_run`: acquires everything the previous run and every notifier released.
-        BEGIN_RUN = AcqRel, mutant "begin_run_relaxed" => Relaxed;
-        /// `finish`: releases the actor state (handed to the next runner on any thread).
-        FINISH_RUN = AcqRel, mutant "finish_relaxed" => Relaxed;
+        /// `begin_run`'s load of the state word: acquires what the previous run released
+        /// (every write to the word is an RMW, so whatever it reads is in the release sequence
+        /// of the last `finish`).
+        BEGIN_RUN = Acquire, mutant "begin_run_relaxed" => Relaxed;
+        /// A wake-up's CAS: releases what the waker did before waking (a future made ready)
+        /// to the run it schedules or re-runs.
+        WAKE = Release, mutant "wake_relaxed" => Relaxed;
+        /// `finish`'s `fetch_and`: releases the actor state (handed to the next runner on any
+        /// thread); SeqCst for the store-load handshake with producers (see `state.rs`).
+        FINISH_RUN = SeqCst, mutant "finish_relaxed" => Relaxed;
     }
 }
 
 /// Mutation switches for the loom models (only under `cfg(loom)`).
 ///
 /// `AIRSSYS_MUTANT=<name>` turns one of them on for the whole test process. The names are:
-/// `swap_release`, `link_relaxed`, `next_relaxed`, `begin_run_relaxed`, `finish_relaxed`,
-/// `no_recheck` (finish ignores a notify that came during the run), `no_peek` (the user lane is
+/// `swap_release`, `link_relaxed`, `next_relaxed`, `begin_run_relaxed`, `wake_relaxed`,
+/// `finish_relaxed`,
+/// `no_recheck` (finish does not look at the queues after letting go), `push_no_seqcst` and
+/// `finish_no_seqcst` (one side of the store-load handshake loses its fence), `no_woken` (a
+/// wake-up during a run is forgotten), `no_peek` (the user lane is
 /// popped without first observing it, so a system signal sent earlier can be overtaken),
 /// `notify_closed_no_token` (a notify on a closed mailbox schedules nothing, stranding late
 /// messages), `chunk_release_relaxed`, `chunk_no_fence` (the last chunk release skips its
@@ -150,6 +160,21 @@ pub(crate) mod mutant {
             .get_or_init(|| std::env::var("AIRSSYS_MUTANT").ok())
             .as_deref()
             == Some(name)
+    }
+}
+
+/// The store-load fence of a `SeqCst` handshake, as loom needs it (see `state.rs`).
+///
+/// Outside loom this is nothing: both sides of the handshake use `SeqCst` accesses, which are
+/// in one total order, and that alone forbids the store-buffering outcome. Loom models
+/// `SeqCst` accesses as `AcqRel` only (loom#180), so under `cfg(loom)` this is a
+/// `fence(SeqCst)`, which forbids the same outcome, unless the mutant `name` removes it.
+#[inline(always)]
+#[allow(unused_variables)]
+pub(crate) fn loom_seqcst_fence(name: &str) {
+    #[cfg(loom)]
+    if !mutant::active(name) {
+        fence(Ordering::SeqCst);
     }
 }
 

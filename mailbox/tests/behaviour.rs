@@ -60,6 +60,41 @@ fn push_during_run_makes_finish_reschedule() {
 }
 
 #[test]
+fn wake_during_run_makes_finish_reschedule_with_empty_queues() {
+    let mb: Mb<u32> = Mailbox::unbounded();
+    let token = mb.notify().unwrap();
+    let run = mb.begin_run(token);
+    assert!(mb.notify().is_none(), "running: no second token");
+    let token = run
+        .finish(false)
+        .expect("a wake-up came during the run: it runs again");
+    let run = mb.begin_run(token);
+    assert!(run.finish(false).is_none(), "the wake-up was used up");
+    assert_eq!(mb.state().load(), 0);
+}
+
+#[test]
+fn finish_awaiting_leaves_user_messages_but_not_signals() {
+    let mb: Mb<u32> = Mailbox::unbounded();
+    let token = mb.try_push(Boxed::new(1)).unwrap().unwrap();
+    let run = mb.begin_run(token);
+    assert!(
+        run.finish_awaiting().is_none(),
+        "a queued user message does not bring an awaiting run back"
+    );
+    let token = mb.notify().expect("idle: a wake-up schedules");
+    let run = mb.begin_run(token);
+    mb.push_system(Boxed::new(7)).unwrap();
+    let token = run
+        .finish_awaiting()
+        .expect("a queued signal brings it back");
+    let mut run = mb.begin_run(token);
+    assert!(matches!(run.pop(), Some(Received::System(s)) if *s == 7));
+    assert_eq!(*user(run.pop()), 1, "the user message waited, in order");
+    assert!(run.finish(false).is_none());
+}
+
+#[test]
 fn yielded_run_keeps_the_token() {
     let mb: Mb<u32> = Mailbox::unbounded();
     let token = mb.try_push(Boxed::new(1)).unwrap().unwrap();
@@ -98,7 +133,10 @@ fn bounded_mailbox_returns_the_message_when_full() {
     );
     assert_eq!(*user(run.pop()), 2);
     assert_eq!(*user(run.pop()), 4);
-    assert!(run.finish(false).is_some(), "pushed during the run");
+    assert!(
+        run.finish(false).is_none(),
+        "what was pushed during the run was received by it: no second run"
+    );
 }
 
 #[test]

@@ -7,13 +7,15 @@
 //! (c) `close_races_sends`: every message is handled, returned to its sender, or handed to the
 //!     dead-letter path by a run that saw the close: exactly once.
 //! (d) `system_lane_before_user`: a signal pushed before a user message is received first.
+//! (e) `wake_during_run_is_not_lost`: a wake-up without a message (a timer, a future) that
+//!     races with a run is seen by that run or makes the mailbox run again.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_mailbox`
 #![cfg(loom)]
 
 use airssys_rt_mailbox::{Boxed, Mailbox, PushError, Received, RunToken};
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -55,8 +57,10 @@ impl Actor {
             self.tokens.fetch_sub(1, Ordering::SeqCst);
             let mut run = self.mailbox.begin_run(token);
             let mut handled = 0;
+            let mut popped = false;
             while handled < budget {
                 let Some(msg) = run.pop() else { break };
+                popped = true;
                 let closed = run.is_closed();
                 let entry = match msg {
                     Received::System(s) => (true, *s, closed),
@@ -72,6 +76,13 @@ impl Actor {
             match self.got_token(run.finish(handled == budget)) {
                 Some(t) => token = t,
                 None => return,
+            }
+            if !popped {
+                // Run again with nothing taken: a producer is between its swap and its link
+                // (the run gets its token back until the link lands). A host runs other work
+                // first; here, let the other threads go (loom would otherwise explore this
+                // spin forever).
+                thread::yield_now();
             }
         }
     }
@@ -172,4 +183,54 @@ fn system_lane_before_user() {
             "a user message overtook a signal sent before it"
         );
     });
+}
+
+#[test]
+fn wake_during_run_is_not_lost() {
+    loom::model(|| {
+        let actor = Arc::new(Actor::new());
+        // What the wake-up announces (a future that became ready, say).
+        let ready = Arc::new(AtomicBool::new(false));
+        // The consumer is scheduled already (its first run) when the wake-up comes.
+        let token = actor.mailbox.notify();
+        let waker = {
+            let (a, r) = (actor.clone(), ready.clone());
+            thread::spawn(move || {
+                // Relaxed on purpose: the wake-up itself must carry it to the run.
+                r.store(true, Ordering::Relaxed);
+                let token = a.mailbox.notify();
+                run_until_idle(&a, &r, token);
+            })
+        };
+        run_until_idle(&actor, &ready, token);
+        waker.join().unwrap();
+        assert!(
+            !actor.log().is_empty(),
+            "no run saw the wake-up's effect (lost wake-up)"
+        );
+        assert_eq!(actor.mailbox.state().load(), 0, "mailbox not idle");
+        assert_eq!(actor.tokens.load(Ordering::SeqCst), 0);
+    });
+}
+
+/// Runs the (message-less) consumer while it hands back tokens; each run logs whether it saw
+/// `ready`.
+fn run_until_idle(actor: &Actor, ready: &AtomicBool, token: Option<RunToken>) {
+    let Some(mut token) = actor.got_token(token) else {
+        return;
+    };
+    loop {
+        actor.tokens.fetch_sub(1, Ordering::SeqCst);
+        let run = actor.mailbox.begin_run(token);
+        if ready.load(Ordering::Relaxed) {
+            // SAFETY: only runs touch the log, and they are exclusive (what loom checks).
+            actor
+                .log
+                .with_mut(|log| unsafe { (*log).push((false, 0, false)) });
+        }
+        match actor.got_token(run.finish(false)) {
+            Some(t) => token = t,
+            None => return,
+        }
+    }
 }

@@ -42,14 +42,23 @@ struct Model {
     system: VecDeque<usize>,
     scheduled: bool,
     running: bool,
+    /// A wake-up came while scheduled or running.
+    woken: bool,
     closed: bool,
 }
 
 impl Model {
-    /// A notify: returns whether it hands out a token.
-    fn notify(&mut self) -> bool {
+    /// A push: returns whether it hands out a token.
+    fn pushed(&mut self) -> bool {
         let token = !self.scheduled && !self.running;
-        self.scheduled = true;
+        self.scheduled |= token;
+        token
+    }
+
+    /// A wake-up without a message: returns whether it hands out a token.
+    fn notify(&mut self) -> bool {
+        let token = self.pushed();
+        self.woken |= !token;
         token
     }
 }
@@ -79,7 +88,7 @@ fn run_ops(capacity: Option<u32>, ops: Vec<Op>) {
                             Ok(t) => {
                                 assert!(!model.closed);
                                 model.system.push_back(id);
-                                assert_eq!(t.is_some(), model.notify());
+                                assert_eq!(t.is_some(), model.pushed());
                                 if t.is_some() {
                                     token = t;
                                 }
@@ -96,7 +105,7 @@ fn run_ops(capacity: Option<u32>, ops: Vec<Op>) {
                             Ok(t) => {
                                 assert!(!model.closed && !full);
                                 model.user.push_back(id);
-                                assert_eq!(t.is_some(), model.notify());
+                                assert_eq!(t.is_some(), model.pushed());
                                 if t.is_some() {
                                     token = t;
                                 }
@@ -115,8 +124,9 @@ fn run_ops(capacity: Option<u32>, ops: Vec<Op>) {
                 Op::BeginRun => {
                     if let Some(t) = token.take() {
                         assert!(model.scheduled && !model.running);
-                        model.scheduled = false;
                         model.running = true;
+                        // A wake-up that came while the token was pending is served now.
+                        model.woken = false;
                         run = Some(mb.begin_run(t));
                     }
                 }
@@ -144,7 +154,15 @@ fn run_ops(capacity: Option<u32>, ops: Vec<Op>) {
                     if let Some(r) = run.take() {
                         let t = r.finish(yielded);
                         model.running = false;
-                        let expect_token = yielded || model.scheduled;
+                        // Yielded keeps the token (and any wake-up for later); otherwise a
+                        // wake-up or anything still queued brings it back.
+                        let expect_token = yielded
+                            || model.woken
+                            || !model.user.is_empty()
+                            || !model.system.is_empty();
+                        if !yielded {
+                            model.woken = false;
+                        }
                         model.scheduled = expect_token;
                         assert_eq!(t.is_some(), expect_token, "finish token");
                         token = t;
