@@ -453,6 +453,9 @@ impl<R> Reply<R> {
     /// it from inside an actor of the same single-threaded driver: nothing would run the
     /// actor that must reply.
     pub fn wait(self, timeout: Duration) -> Result<R, AskError> {
+        // Called from a handler, the thread may hold back chunk releases (see
+        // `ReleaseBatch`): give them back before blocking.
+        airssys_rt_mailbox::chunk::ReleaseBatch::flush();
         let deadline = Instant::now() + timeout;
         let mut state = self.slot.lock();
         loop {
@@ -1438,6 +1441,8 @@ impl<A: Actor> RunCell for Cell<A> {
         // except past `terminate`, which the exit paths below cover with a reference of their
         // own.
         let this = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(self) });
+        // The letters of one run often come from one chunk: release them with one atomic.
+        let _batch = airssys_rt_mailbox::chunk::ReleaseBatch::begin();
         this.run_arc(token, budget)
     }
 

@@ -43,6 +43,7 @@
 //! the last chunk, drops the last reference, and the pool frees every chunk in its free list.
 
 use core::alloc::Layout;
+use core::fmt;
 use core::ptr::NonNull;
 use core::task::Waker;
 
@@ -172,13 +173,29 @@ impl ChunkHeader {
         unsafe { (*chunk.as_ptr()).refs.fetch_add(n, Ordering::Relaxed) };
     }
 
-    /// Drops `n` references; the last one recycles (or frees) the chunk.
+    /// Drops `n` references; the last one recycles (or frees) the chunk. Inside a
+    /// [`ReleaseBatch`] the drop may be deferred to the batch's end (same thread).
     ///
     /// # Safety
     ///
     /// The caller holds `n` references on `chunk` and gives them up.
     #[inline]
     pub(crate) unsafe fn release(chunk: NonNull<Self>, n: usize) {
+        #[cfg(not(loom))]
+        if batch::defer(chunk, n) {
+            return;
+        }
+        // SAFETY: the caller's contract.
+        unsafe { Self::release_now(chunk, n) }
+    }
+
+    /// [`release`](Self::release), never deferred.
+    ///
+    /// # Safety
+    ///
+    /// As for `release`.
+    #[inline]
+    pub(crate) unsafe fn release_now(chunk: NonNull<Self>, n: usize) {
         // SAFETY: alive while we hold references.
         let prev = unsafe { (*chunk.as_ptr()).refs.fetch_sub(n, ord::CHUNK_RELEASE()) };
         debug_assert!(prev >= n, "chunk reference count underflow");
@@ -248,6 +265,149 @@ impl Drop for ChunkRef {
     fn drop(&mut self) {
         // SAFETY: a free-listed chunk has no references; this `ChunkRef` owns it.
         unsafe { ChunkHeader::deallocate(self.0) };
+    }
+}
+
+/// Defers this thread's chunk releases while it is open, so that a run receiving many
+/// letters from one chunk gives their references back with one atomic `fetch_sub` instead of
+/// one per letter.
+///
+/// The runtime opens one around each actor run. Releases are counted per chunk in a
+/// thread-local: a release on another chunk, the end of the outermost batch, and
+/// [`ReleaseBatch::flush`] give the counted references back. So a thread holds back at most
+/// one chunk's references, and only until its run ends or it is about to wait: the arena's
+/// waits (`register_waiter`) and the runtime's blocking waits flush first, so a thread never
+/// waits for a chunk it holds back itself. Batches nest: an inner one does nothing. Under
+/// `cfg(loom)` releases are never deferred (the models check the atomic protocol, which this
+/// only coalesces).
+///
+/// ```
+/// use airssys_rt_mailbox::chunk::ReleaseBatch;
+///
+/// let batch = ReleaseBatch::begin();
+/// // ... receive and drop envelopes: their chunk releases are coalesced ...
+/// drop(batch); // given back here
+/// ```
+#[must_use = "releases are deferred only while the batch is alive"]
+pub struct ReleaseBatch {
+    outermost: bool,
+    /// Thread-bound: the deferred releases live in this thread's local state.
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+impl ReleaseBatch {
+    /// Opens a batch on this thread (an inner batch, if one is open, does nothing).
+    #[inline]
+    pub fn begin() -> Self {
+        #[cfg(not(loom))]
+        let outermost = batch::open();
+        #[cfg(loom)]
+        let outermost = false;
+        Self {
+            outermost,
+            _not_send: core::marker::PhantomData,
+        }
+    }
+
+    /// Gives back the references this thread holds back now, batch or not (before the
+    /// thread blocks).
+    #[inline]
+    pub fn flush() {
+        #[cfg(not(loom))]
+        batch::flush();
+    }
+}
+
+impl Drop for ReleaseBatch {
+    #[inline]
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        if self.outermost {
+            batch::close();
+        }
+    }
+}
+
+impl fmt::Debug for ReleaseBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReleaseBatch")
+            .field("outermost", &self.outermost)
+            .finish()
+    }
+}
+
+/// The thread-local state of [`ReleaseBatch`].
+#[cfg(not(loom))]
+mod batch {
+    use core::cell::Cell;
+    use core::ptr::{self, NonNull};
+
+    use super::ChunkHeader;
+
+    /// One thread's deferred releases: `n` references on `chunk` (null: none held).
+    struct Deferred {
+        open: Cell<bool>,
+        chunk: Cell<*mut ChunkHeader>,
+        n: Cell<usize>,
+    }
+
+    std::thread_local! {
+        static DEFERRED: Deferred = const {
+            Deferred {
+                open: Cell::new(false),
+                chunk: Cell::new(ptr::null_mut()),
+                n: Cell::new(0),
+            }
+        };
+    }
+
+    /// Opens the batch; `true` if it was closed (the caller is the outermost batch).
+    pub(super) fn open() -> bool {
+        DEFERRED.with(|d| !d.open.replace(true))
+    }
+
+    /// Gives back what is held and closes the batch.
+    pub(super) fn close() {
+        flush();
+        DEFERRED.with(|d| d.open.set(false));
+    }
+
+    /// Gives back what is held (the batch stays as it was).
+    pub(super) fn flush() {
+        let (chunk, n) = DEFERRED.with(|d| (d.chunk.replace(ptr::null_mut()), d.n.replace(0)));
+        if let Some(chunk) = NonNull::new(chunk) {
+            // SAFETY: `defer` took over these `n` references from their holders.
+            unsafe { ChunkHeader::release_now(chunk, n) };
+        }
+    }
+
+    /// Takes over `n` references on `chunk` if a batch is open; `false` if not (the caller
+    /// releases them itself).
+    #[inline(always)]
+    pub(super) fn defer(chunk: NonNull<ChunkHeader>, n: usize) -> bool {
+        DEFERRED.with(|d| {
+            if !d.open.get() {
+                return false;
+            }
+            if d.chunk.get() == chunk.as_ptr() {
+                d.n.set(d.n.get() + n);
+            } else {
+                switch(d, chunk, n);
+            }
+            true
+        })
+    }
+
+    /// Holds `chunk` instead of the chunk held so far, which is given back.
+    #[cold]
+    #[inline(never)]
+    fn switch(d: &Deferred, chunk: NonNull<ChunkHeader>, n: usize) {
+        let old = d.chunk.replace(chunk.as_ptr());
+        let old_n = d.n.replace(n);
+        if let Some(old) = NonNull::new(old) {
+            // SAFETY: held since an earlier `defer` on this thread.
+            unsafe { ChunkHeader::release_now(old, old_n) };
+        }
     }
 }
 
@@ -392,7 +552,14 @@ impl PoolShared {
         // SAFETY: the writer's reference keeps the pool alive.
         let shared = unsafe { pool.as_ref() };
         // SAFETY: the writer is the single consumer.
-        let chunk = match unsafe { shared.free.pop() } {
+        let mut popped = unsafe { shared.free.pop() };
+        if !matches!(popped, Pop::Data(_)) {
+            // References this thread holds back may be all that keeps a chunk from the list.
+            ReleaseBatch::flush();
+            // SAFETY: as above.
+            popped = unsafe { shared.free.pop() };
+        }
+        let chunk = match popped {
             Pop::Data(c) => {
                 let chunk = c.0;
                 core::mem::forget(c);
@@ -491,6 +658,8 @@ impl PoolShared {
     /// Registers `waker` to be woken when a chunk is recycled or bytes are freed. The caller
     /// must try again after registering (a recycle may have happened just before).
     pub(crate) fn register_waiter(&self, waker: &Waker) {
+        // The caller is about to wait for a chunk: give back any this thread holds back.
+        ReleaseBatch::flush();
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         if !waiters.iter().any(|w| w.will_wake(waker)) {
             waiters.push(waker.clone());

@@ -266,6 +266,7 @@ impl Envelope {
     }
 
     /// Moves a plain value of type `T` out; gives the envelope back if it holds something else.
+    #[inline]
     pub fn take<T: 'static>(self) -> Result<T, Self> {
         let Some(vt) = self
             .vtable()

@@ -153,6 +153,7 @@ impl ArenaWriter {
     }
 
     /// Bytes left in the current chunk after its cursor.
+    #[inline]
     fn room(&self) -> usize {
         match self.chunk {
             Some(_) => self.end - self.cursor,
@@ -160,7 +161,9 @@ impl ArenaWriter {
         }
     }
 
-    /// Retires the current chunk and takes another.
+    /// Retires the current chunk and takes another (once per chunk: kept out of line).
+    #[cold]
+    #[inline(never)]
     fn rotate(&mut self) -> Result<(), ChunkError> {
         self.retire();
         // SAFETY: we are the pool's writer and hold our reference.
@@ -189,6 +192,7 @@ impl ArenaWriter {
     }
 
     /// Makes sure the current chunk has at least `need` bytes after the cursor.
+    #[inline]
     fn ensure_room(&mut self, need: usize) -> Result<(), ChunkError> {
         if self.chunk.is_none() || self.room() < need {
             self.rotate()?;

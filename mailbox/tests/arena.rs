@@ -262,3 +262,62 @@ fn envelopes_outlive_their_writer_and_cross_threads() {
     .join()
     .unwrap();
 }
+
+/// A writer and every envelope written into its first chunk, which the writer has retired
+/// (so dropping them all recycles it).
+fn one_retired_chunk() -> (ArenaWriter, Vec<Envelope>) {
+    let mut w = small_pool(4);
+    let mut envs: Vec<Envelope> = vec![w.copy_bytes(0, &[1; 64]).unwrap()];
+    let chunk = envs[0].payload_chunk().unwrap();
+    loop {
+        let e = w.copy_bytes(0, &[1; 64]).unwrap();
+        if e.payload_chunk().unwrap() != chunk {
+            return (w, envs); // `e` is in the next chunk: dropping it recycles nothing
+        }
+        envs.push(e);
+    }
+}
+
+#[test]
+fn a_release_batch_gives_back_a_chunk_once_it_ends() {
+    use airssys_rt_mailbox::chunk::ReleaseBatch;
+    let (w, envs) = one_retired_chunk();
+    let recycled = w.stats().chunks_recycled;
+    {
+        let _batch = ReleaseBatch::begin();
+        let inner = ReleaseBatch::begin();
+        drop(envs);
+        drop(inner);
+        assert_eq!(
+            w.stats().chunks_recycled,
+            recycled,
+            "held back until the outermost batch ends"
+        );
+    }
+    assert_eq!(
+        w.stats().chunks_recycled,
+        recycled + 1,
+        "given back at the end"
+    );
+
+    // `flush` gives back what the open batch holds.
+    let (w, envs) = one_retired_chunk();
+    let recycled = w.stats().chunks_recycled;
+    let _batch = ReleaseBatch::begin();
+    drop(envs);
+    assert_eq!(w.stats().chunks_recycled, recycled);
+    ReleaseBatch::flush();
+    assert_eq!(
+        w.stats().chunks_recycled,
+        recycled + 1,
+        "given back by flush"
+    );
+}
+
+#[test]
+fn without_a_batch_releases_are_immediate() {
+    let (w, envs) = one_retired_chunk();
+    let recycled = w.stats().chunks_recycled;
+    drop(envs);
+    assert_eq!(w.stats().chunks_recycled, recycled + 1);
+}
