@@ -87,8 +87,9 @@ pub enum Received<U, S> {
 ///   happened-before the second) is received before it.
 /// * The **state word** ([`SchedState`]) makes scheduling exactly-once: a push that finds the
 ///   mailbox idle returns a [`RunToken`]; the host runs it ([`begin_run`](Self::begin_run) …
-///   [`finish`](Run::finish)); a run that ends re-checks and hands back a new token if work
-///   arrived meanwhile.
+///   [`finish`](Run::finish)); a run that ends looks at the queues once it has let go and
+///   takes a new token if work arrived meanwhile. A push to a scheduled or running mailbox
+///   only reads the state word.
 /// * **Close** makes later pushes fail with the message back. Messages accepted before the
 ///   close (including pushes racing with it) are still received by a run, which sees
 ///   [`Run::is_closed`] and can hand them to a dead-letter hook. Every message is received,
@@ -304,8 +305,8 @@ impl<U: Linked, S: Linked> Run<'_, U, S> {
     /// Takes the next message: a system signal if one is waiting, else the oldest user message.
     ///
     /// `None` means nothing can be taken now. Messages may still be in flight (a producer
-    /// inside its push); their producer's notify makes [`finish`](Self::finish) hand back a
-    /// token, so they are received by a later run.
+    /// inside its push); [`finish`](Self::finish) then sees the queue is not empty and hands
+    /// back a token, so they are received by a later run.
     ///
     /// Ordering: if a signal's push happened-before a user message's push, the signal comes
     /// out first.
@@ -324,7 +325,7 @@ impl<U: Linked, S: Linked> Run<'_, U, S> {
             Pop::Empty => {}
             // A signal producer is mid-push, possibly behind a completed signal that we cannot
             // reach yet. Taking a user message now could overtake that signal, so stop here:
-            // the producer's notify reschedules us.
+            // `finish` sees the lane is not empty and keeps the token.
             Pop::Inconsistent => return None,
         }
         if !user_ready {

@@ -26,10 +26,10 @@
 //! **The inconsistent window.** Between a producer's `swap` and its link store, the consumer
 //! can see a node whose `next` is null although `head` has moved on. The node after it exists
 //! but is not reachable yet, and neither is anything pushed later. `pop` reports this as
-//! [`Pop::Inconsistent`] instead of spinning: the mailbox treats it as "empty for this run",
-//! which is sound because every push is followed by a notify of the scheduling state (the
-//! producer in the window will reschedule the consumer once it has linked). Once every push
-//! has returned, `pop` never reports `Inconsistent` again.
+//! [`Pop::Inconsistent`] instead of spinning: the mailbox ends the run there, and its `finish`,
+//! which sees the queue is not [empty](MpscQueue::is_empty), keeps the token so the host runs
+//! it again (after other work) and finds the node linked. Once every push has returned, `pop`
+//! never reports `Inconsistent` again.
 //!
 //! **Orderings**, and why each is needed (each weakening has a loom mutant that the models in
 //! `tests/loom_queue.rs` reject):
@@ -96,7 +96,7 @@ pub enum Pop<T> {
     /// Nothing is queued (a producer may be inside its window, see the module docs).
     Empty,
     /// A producer is between its swap and its link: messages exist but cannot be reached yet.
-    /// That producer will link them and notify.
+    /// That producer links them within a few instructions (unless it is preempted there).
     Inconsistent,
 }
 
