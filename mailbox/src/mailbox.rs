@@ -397,15 +397,17 @@ impl<U: Linked, S: Linked> Run<'_, U, S> {
         // While still the consumer: a message left behind (one a producer is still linking,
         // say) means run again, with the token kept.
         // SAFETY: this run is the single consumer until `finish` below lets go.
-        let left =
-            unsafe { (user_lane_counts && !mailbox.user.is_empty()) || !mailbox.system.is_empty() };
+        let keep = yielded
+            || unsafe {
+                (user_lane_counts && !mailbox.user.is_empty()) || !mailbox.system.is_empty()
+            };
         // After letting go, another run may already be consuming: look only at the
         // producers' ends, for pushes that raced with the release.
         let pushed_since =
             || (user_lane_counts && !mailbox.user.head_is_stub()) || !mailbox.system.head_is_stub();
         mailbox
             .state
-            .finish(yielded || left, pushed_since)
+            .finish(keep, pushed_since)
             .then(|| mailbox.token())
     }
 }
