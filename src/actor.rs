@@ -1362,7 +1362,8 @@ impl<A: Actor> Cell<A> {
         let mut run = self.mailbox.begin_run(token);
         // SAFETY: we hold the mailbox's run (its token): no other run of this cell exists, and
         // the previous one's accesses happen-before ours (begin_run Acquires what finish
-        // Released, or the driver's queue handed the token over). `state` does not overlap the actor, which a pending future may borrow.
+        // Released, or the driver's queue handed the token over). `state` does not overlap
+        // the actor, which a pending future may borrow.
         let state = unsafe { &mut *self.state.get() };
         if self.is_stopped() {
             // The table no longer holds the cell: keep it for the rest of the run.
