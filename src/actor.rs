@@ -1004,7 +1004,7 @@ fn spawn_cell<A: Actor>(
     }
     let mut cell_out = None;
     let mut actor = Some(actor);
-    let (_, pid) = system
+    system
         .slab
         .insert(|id| {
             let cell = Arc::new(Cell {
@@ -1039,7 +1039,6 @@ fn spawn_cell<A: Actor>(
     if let Some(token) = cell.mailbox.notify() {
         system.scheduler.schedule(Runnable::new(&cell, token));
     }
-    drop(pid);
     Ok(ActorRef { cell })
 }
 

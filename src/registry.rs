@@ -21,7 +21,8 @@ use crate::exit::ActorId;
 use crate::mailbox::{Slab as GenerationalSlab, SlabId};
 use crate::Pid;
 
-/// Actor addresses by id: the mailbox crate's generational slab with wait-free lookups (loom-checked).
+/// Actor addresses by id: the mailbox crate's generational slab with wait-free lookups
+/// (loom-checked). Each slot holds the actor's `Pid` itself (32 bytes a live actor).
 pub(crate) struct Slab(GenerationalSlab<Pid>);
 
 fn slab_id(id: ActorId) -> SlabId {
@@ -37,25 +38,22 @@ impl Slab {
     }
 
     /// Takes a slot for `pid` (made by `make` from the new id). `None` when ids run out.
-    pub(crate) fn insert(&self, make: impl FnOnce(ActorId) -> Pid) -> Option<(ActorId, Pid)> {
-        let (id, entry) = self.0.insert(|id| {
+    pub(crate) fn insert(&self, make: impl FnOnce(ActorId) -> Pid) -> Option<ActorId> {
+        let id = self.0.insert(|id| {
             make(ActorId {
                 index: id.index,
                 generation: id.generation,
             })
         })?;
-        Some((
-            ActorId {
-                index: id.index,
-                generation: id.generation,
-            },
-            entry.1.clone(),
-        ))
+        Some(ActorId {
+            index: id.index,
+            generation: id.generation,
+        })
     }
 
     /// The address of `id`, if it is still alive: a stale id never resolves.
     pub(crate) fn get(&self, id: ActorId) -> Option<Pid> {
-        self.0.get(slab_id(id)).map(|e| e.1.clone())
+        self.0.get(slab_id(id))
     }
 
     /// Releases `id`'s slot: the id never resolves again.

@@ -8,35 +8,40 @@
 //! been reused. Free slots form a Treiber stack whose head carries a tag, bumped by every
 //! change, against ABA.
 //!
-//! # A slot's word
+//! # A slot
 //!
 //! ```text
-//!   63            32 31             0
-//!  ┌────────────────┬────────────────┐
-//!  │   generation   │    readers     │   Slot::state (AtomicU64)
-//!  └────────────────┴────────────────┘
+//!   63            32   31    30             0
+//!  ┌────────────────┬──────┬────────────────┐
+//!  │   generation   │ FULL │    readers     │   Slot::state (AtomicU64)
+//!  └────────────────┴──────┴────────────────┘
+//!  Slot::next_free (AtomicU32)    Slot::entry (the value itself, written while the slot is free)
 //! ```
 //!
-//! The entry itself is an `Arc` behind an `AtomicPtr` (from `Arc::into_raw`; null when the
-//! slot is empty). A lookup counts itself in `readers` (one `fetch_add`), checks the generation
-//! of the value it got, clones the entry's `Arc`, and counts itself out. A remove bumps the
-//! generation (a compare-exchange from the id's generation, which later lookups then fail),
-//! takes the entry pointer out, and waits until `readers` is zero before it releases its
-//! reference: a lookup that counted itself in before the bump may still be cloning. Lookups
-//! never wait and take no lock; a remove waits only for lookups of the same slot already under
-//! way (a few instructions each, but a lookup preempted there delays the remove: removes are
-//! not lock-free). Insert and remove cost a handful of atomic operations on the slot and the
-//! free list, where an `arc-swap` cell per slot (the earlier design) walked every thread's debt
-//! list on each store.
+//! The entry is stored in the slot itself (no allocation per entry). `FULL` says the entry is
+//! initialised: an insert writes the entry into its (free, so private) slot and then sets
+//! `FULL` with a Release `fetch_or`. A lookup counts itself in `readers` (one Acquire
+//! `fetch_add`); if the value it got has the id's generation and `FULL`, it clones the entry,
+//! then counts itself out (Release `fetch_sub`). A remove clears `FULL` and bumps the
+//! generation in one compare-exchange (from a value with the id's generation and `FULL`, which
+//! later lookups and removes then fail), waits until `readers` is zero (lookups that counted in
+//! before may still be cloning), then moves the entry out. Lookups never wait and take no lock;
+//! a remove waits only for lookups of the same slot already under way (a few instructions
+//! each, but a lookup preempted there delays the remove: removes are not lock-free).
 //!
-//! The loom model is `tests/loom_slab.rs` (mutants `slab_no_generation_bump` and
-//! `slab_no_reader_wait`).
+//! A slot is 32 bytes for an entry of 16 (an actor's address): the slab costs a live actor
+//! 32 bytes and no allocation of its own (an `Arc` per entry, the earlier design, cost 40 more
+//! bytes and an allocation per spawn; an `arc-swap` cell per slot, the one before, walked
+//! every thread's debt list on each store).
+//!
+//! The loom model is `tests/loom_slab.rs` (mutants `slab_no_generation_bump`,
+//! `slab_no_reader_wait` and `slab_publish_relaxed`).
 
 use core::fmt;
+use core::mem::MaybeUninit;
 use core::ptr;
-use std::sync::Arc;
 
-use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
 const FIRST_SEGMENT: usize = 64;
 const SEGMENTS: usize = 26;
@@ -51,9 +56,11 @@ pub struct SlabId {
     pub generation: u32,
 }
 
-/// One reader in `Slot::state` (the low 32 bits count readers).
+/// One reader in `Slot::state` (bits 0..31 count readers).
 const READER: u64 = 1;
-const READERS: u64 = u32::MAX as u64;
+const READERS: u64 = (1 << 31) - 1;
+/// The slot holds an initialised entry.
+const FULL: u64 = 1 << 31;
 /// One generation in `Slot::state` (the high 32 bits).
 const GENERATION_ONE: u64 = 1 << 32;
 
@@ -61,36 +68,63 @@ fn generation_of(state: u64) -> u32 {
     (state >> 32) as u32
 }
 
+/// Whether `state` (a slot's word) holds the live entry of generation `generation`.
+fn holds(state: u64, generation: u32) -> bool {
+    generation_of(state) == generation && state & FULL != 0
+}
+
 struct Slot<T> {
-    /// `generation << 32 | readers`: see the module docs.
+    /// `generation << 32 | FULL | readers`: see the module docs.
     state: AtomicU64,
     /// The next free slot while this one is free.
     next_free: AtomicU32,
-    /// The entry, from `Arc::into_raw`; null while the slot is empty.
-    entry: AtomicPtr<(SlabId, T)>,
+    /// The entry: initialised exactly while `FULL` is set (and while a remove that cleared
+    /// it is moving it out).
+    entry: UnsafeCell<MaybeUninit<T>>,
 }
 
-impl<T> Drop for Slot<T> {
-    fn drop(&mut self) {
-        let entry = self.entry.load(Ordering::Acquire);
-        if !entry.is_null() {
-            // SAFETY: the slot's own reference (from `Arc::into_raw` in `insert`); `&mut self`
-            // means no lookup is cloning it.
-            drop(unsafe { Arc::from_raw(entry) });
+impl<T> Slot<T> {
+    fn empty() -> Self {
+        Self {
+            state: AtomicU64::new(0),
+            next_free: AtomicU32::new(NONE),
+            entry: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
 }
 
-/// A generational slab of shared entries, with wait-free lookups. See the [module docs](self).
+impl<T> Drop for Slot<T> {
+    fn drop(&mut self) {
+        if self.state.load(Ordering::Acquire) & FULL != 0 {
+            // SAFETY: `FULL` means the entry is initialised; `&mut self` means no lookup is
+            // cloning it and nobody can reach it again.
+            self.entry
+                .with_mut(|entry| unsafe { (*entry).assume_init_drop() });
+        }
+    }
+}
+
+/// Counts a lookup out of its slot's `readers` when dropped (also if a `clone` panics, so
+/// a remove never waits for a lookup that is gone).
+struct CountedIn<'a>(&'a AtomicU64);
+
+impl Drop for CountedIn<'_> {
+    fn drop(&mut self) {
+        // Release: our clone of the entry happens-before the remove that waits for us.
+        self.0.fetch_sub(READER, Ordering::Release);
+    }
+}
+
+/// A generational slab of entries with wait-free lookups. See the [module docs](self).
 ///
 /// ```
 /// use airssys_rt_mailbox::Slab;
 ///
 /// let slab: Slab<&str> = Slab::new();
-/// let (a, _) = slab.insert(|_| "a").unwrap();
-/// assert_eq!(slab.get(a).as_deref().map(|e| e.1), Some("a"));
+/// let a = slab.insert(|_| "a").unwrap();
+/// assert_eq!(slab.get(a), Some("a"));
 /// assert!(slab.remove(a));
-/// let (b, _) = slab.insert(|_| "b").unwrap();
+/// let b = slab.insert(|_| "b").unwrap();
 /// assert_eq!(b.index, a.index); // the slot is reused...
 /// assert!(slab.get(a).is_none()); // ...but the stale id never resolves
 /// ```
@@ -103,10 +137,11 @@ pub struct Slab<T> {
     live: AtomicU32,
 }
 
-// SAFETY: the slab owns its slots; entries are shared as `Arc<(SlabId, T)>` across threads,
-// which needs `T: Send + Sync`.
+// SAFETY: the slab owns its entries and hands out clones of them to any thread, and drops
+// them on the thread that removes them: that needs `T: Send + Sync`.
 unsafe impl<T: Send + Sync> Send for Slab<T> {}
-// SAFETY: as above; every shared access goes through atomics or the snapshot cells.
+// SAFETY: as above; entries are written only in private (free) slots and published by the
+// `FULL` bit, read only by counted-in lookups, and moved out only once no lookup is reading.
 unsafe impl<T: Send + Sync> Sync for Slab<T> {}
 
 fn locate(index: u32) -> (usize, usize) {
@@ -142,13 +177,7 @@ impl<T> Slab<T> {
         let (segment, _) = locate(index);
         let cell = self.segments.get(segment)?;
         let len = FIRST_SEGMENT << segment;
-        let fresh: Box<[Slot<T>]> = (0..len)
-            .map(|_| Slot {
-                state: AtomicU64::new(0),
-                next_free: AtomicU32::new(NONE),
-                entry: AtomicPtr::new(ptr::null_mut()),
-            })
-            .collect();
+        let fresh: Box<[Slot<T>]> = (0..len).map(|_| Slot::empty()).collect();
         let fresh = Box::into_raw(fresh).cast::<Slot<T>>();
         if cell
             .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
@@ -161,60 +190,73 @@ impl<T> Slab<T> {
         self.slot(index)
     }
 
-    /// Takes a free slot for the entry `make` builds from its id. `None` when the id space is
-    /// exhausted.
-    pub fn insert(&self, make: impl FnOnce(SlabId) -> T) -> Option<(SlabId, Arc<(SlabId, T)>)> {
+    /// Takes a free slot for the entry `make` builds from its id, and returns the id. `None`
+    /// when the id space is exhausted (`make` is not called then).
+    pub fn insert(&self, make: impl FnOnce(SlabId) -> T) -> Option<SlabId> {
         let index = self.pop_free().or_else(|| {
             let i = self.high.fetch_add(1, Ordering::Relaxed);
             (i != NONE).then_some(i)
         })?;
         let slot = self.slot_or_grow(index)?;
+        // The slot is ours and empty (fresh, or emptied by the remove that freed it, which
+        // happens-before our `pop_free`); only lookups' reader counts change its word now.
         let id = SlabId {
             index,
-            generation: generation_of(slot.state.load(Ordering::Acquire)),
+            generation: generation_of(slot.state.load(Ordering::Relaxed)),
         };
-        let entry = Arc::new((id, make(id)));
-        // The slot is ours and empty (fresh, or emptied by the remove that freed it).
+        let value = make(id);
+        // SAFETY: `FULL` is clear, so no lookup reads the entry and no remove moves it: the
+        // slot's entry is ours to write. The previous entry, if any, was moved out.
         slot.entry
-            .store(Arc::into_raw(entry.clone()).cast_mut(), Ordering::Release);
+            .with_mut(|entry| unsafe { (*entry).write(value) });
+        // Publish: Release, so a lookup that sees `FULL` (Acquire) sees the entry written.
+        slot.state.fetch_or(FULL, crate::sync::ord::SLAB_PUBLISH());
         self.live.fetch_add(1, Ordering::Relaxed);
-        Some((id, entry))
+        Some(id)
     }
 
-    /// The entry of `id`, if it has not been removed.
-    pub fn get(&self, id: SlabId) -> Option<Arc<(SlabId, T)>> {
+    /// A clone of `id`'s entry, if it has not been removed.
+    pub fn get(&self, id: SlabId) -> Option<T>
+    where
+        T: Clone,
+    {
         let slot = self.slot(id.index)?;
         // A stale id is turned away without a write.
-        if generation_of(slot.state.load(Ordering::Acquire)) != id.generation {
+        if !holds(slot.state.load(Ordering::Relaxed), id.generation) {
             return None;
         }
         let state = slot.state.fetch_add(READER, Ordering::Acquire);
-        let mut found = None;
-        if generation_of(state) == id.generation {
-            let entry = slot.entry.load(Ordering::Acquire);
-            if !entry.is_null() {
-                // SAFETY: we are counted in `readers` with the entry's generation current at
-                // that point, so a remove of this entry (which bumps the generation after our
-                // count) waits for us to count out before releasing the slot's reference: the
-                // pointer is live, from `Arc::into_raw`, and we take a reference of our own.
-                found = Some(unsafe {
-                    Arc::increment_strong_count(entry);
-                    Arc::from_raw(entry)
-                });
-            }
+        let _counted_in = CountedIn(&slot.state);
+        if !holds(state, id.generation) {
+            return None;
         }
-        // Count out: Release, so our clone happens-before the remove's release.
-        slot.state.fetch_sub(READER, Ordering::Release);
-        // The slot may have been released and reused before we counted in: check the id.
-        found.filter(|e| e.0 == id)
+        // SAFETY: we are counted in, and the word had the id's generation and `FULL` when we
+        // did: the insert that set `FULL` happens-before us (its Release `fetch_or`, our
+        // Acquire `fetch_add` in its release sequence), so the entry is initialised; a remove
+        // of it (which clears `FULL` after our count) waits for us to count out before it
+        // moves the entry out. Lookups only read it.
+        Some(
+            slot.entry
+                .with(|entry| unsafe { (*entry).assume_init_ref().clone() }),
+        )
     }
 
-    /// Removes `id`'s entry: the id never resolves again. Returns `false` if it was already
-    /// removed.
+    /// Removes `id`'s entry and drops it: the id never resolves again. Returns `false` if it
+    /// was already removed (or never inserted).
     pub fn remove(&self, id: SlabId) -> bool {
-        let Some(slot) = self.slot(id.index) else {
-            return false;
-        };
+        match self.take(id) {
+            Some(entry) => {
+                drop(entry);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes `id`'s entry and returns it: the id never resolves again. `None` if it was
+    /// already removed (or never inserted).
+    pub fn take(&self, id: SlabId) -> Option<T> {
+        let slot = self.slot(id.index)?;
         let bump = if crate::sync::mutant("slab_no_generation_bump") {
             0
         } else {
@@ -222,12 +264,12 @@ impl<T> Slab<T> {
         };
         let mut state = slot.state.load(Ordering::Relaxed);
         loop {
-            if generation_of(state) != id.generation {
-                return false;
+            if !holds(state, id.generation) {
+                return None;
             }
             match slot.state.compare_exchange_weak(
                 state,
-                state.wrapping_add(bump),
+                state.wrapping_add(bump) & !FULL,
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
@@ -235,21 +277,23 @@ impl<T> Slab<T> {
                 Err(actual) => state = actual,
             }
         }
-        let entry = slot.entry.swap(ptr::null_mut(), Ordering::AcqRel);
-        // Lookups that counted in before the bump may be cloning `entry`: wait for them.
+        // Lookups that counted in before our compare-exchange may be cloning the entry: wait
+        // for them (Acquire: their clones happen-before our move).
         if !crate::sync::mutant("slab_no_reader_wait") {
             while slot.state.load(Ordering::Acquire) & READERS != 0 {
                 crate::sync::spin_loop();
             }
         }
-        if !entry.is_null() {
-            // SAFETY: the slot's reference, taken out of the slot above (so released once);
-            // no lookup is cloning it any more.
-            drop(unsafe { Arc::from_raw(entry) });
-        }
+        // SAFETY: our compare-exchange cleared `FULL` from the entry's generation, so we are
+        // the only remover, and later lookups do not read the entry; earlier ones counted out.
+        // The entry was initialised (`FULL` was set), and is moved out once: the slot is free
+        // from here on.
+        let entry = slot
+            .entry
+            .with_mut(|entry| unsafe { (*entry).assume_init_read() });
         self.live.fetch_sub(1, Ordering::Relaxed);
         self.push_free(id.index, slot);
-        true
+        Some(entry)
     }
 
     /// Entries now.

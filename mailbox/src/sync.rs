@@ -132,6 +132,9 @@ pub(crate) mod ord {
         /// `finish`'s `fetch_and`: releases the actor state (handed to the next runner on any
         /// thread); SeqCst for the store-load handshake with producers (see `state.rs`).
         FINISH_RUN = SeqCst, mutant "finish_relaxed" => Relaxed;
+        /// The slab's `fetch_or` that marks a slot's entry initialised: publishes the entry
+        /// to lookups (their Acquire `fetch_add`).
+        SLAB_PUBLISH = Release, mutant "slab_publish_relaxed" => Relaxed;
     }
 }
 
@@ -147,8 +150,9 @@ pub(crate) mod ord {
 /// `notify_closed_no_token` (a notify on a closed mailbox schedules nothing, stranding late
 /// messages), `chunk_release_relaxed`, `chunk_no_fence` (the last chunk release skips its
 /// Acquire fence), `slab_no_generation_bump` (a released slot keeps its generation, so a
-/// stale id would resolve to the next entry) and `slab_no_reader_wait` (a remove releases the
-/// entry without waiting for lookups that are cloning it).
+/// stale id would resolve to the next entry), `slab_no_reader_wait` (a remove moves the
+/// entry out without waiting for lookups that are cloning it) and `slab_publish_relaxed` (an
+/// insert marks its entry initialised without publishing the write).
 #[cfg(loom)]
 pub(crate) mod mutant {
     use std::sync::OnceLock;

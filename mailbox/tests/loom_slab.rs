@@ -1,13 +1,14 @@
-//! Loom model: the generational slab's free list and generations under concurrent insert and
+//! Loom models: the generational slab's free list and generations under concurrent insert and
 //! remove. Two live entries never share a slot, every live id resolves to its own entry, and a
 //! removed id never resolves again, even when its slot is reused at once (mutant
-//! `slab_no_generation_bump` must fail here).
+//! `slab_no_generation_bump` must fail here); lookups racing with a remove or an insert read
+//! the entry only while it is alive and written.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_slab`
 #![cfg(loom)]
 
-use airssys_rt_mailbox::Slab;
-use loom::sync::atomic::{AtomicBool, Ordering};
+use airssys_rt_mailbox::{Slab, SlabId};
+use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -15,20 +16,20 @@ use loom::thread;
 fn slots_unique_and_stale_ids_never_resolve() {
     loom::model(|| {
         let slab = Arc::new(Slab::<u32>::new());
-        let (first, _) = slab.insert(|_| 0).unwrap();
+        let first = slab.insert(|_| 0).unwrap();
         let other = {
             let slab = slab.clone();
-            thread::spawn(move || slab.insert(|_| 1).unwrap().0)
+            thread::spawn(move || slab.insert(|_| 1).unwrap())
         };
         // Free a slot and take one again while the other thread inserts.
         assert!(slab.remove(first));
-        let (mine, _) = slab.insert(|_| 2).unwrap();
+        let mine = slab.insert(|_| 2).unwrap();
         let theirs = other.join().unwrap();
         assert_ne!(mine.index, theirs.index, "two live entries share a slot");
         assert!(slab.get(first).is_none(), "a removed id resolved");
         assert!(!slab.remove(first), "removed twice");
-        assert_eq!(slab.get(mine).map(|e| e.1), Some(2));
-        assert_eq!(slab.get(theirs).map(|e| e.1), Some(1));
+        assert_eq!(slab.get(mine), Some(2));
+        assert_eq!(slab.get(theirs), Some(1));
         assert_eq!(slab.len(), 2);
     });
 }
@@ -45,26 +46,28 @@ impl Drop for Tracked {
     }
 }
 
-/// A lookup racing with the remove of its entry gets either the entry, alive for as long as
-/// the lookup holds it, or nothing; never a released entry (mutant `slab_no_reader_wait`
-/// must fail here: the remove would release the entry while the lookup clones it).
+/// A lookup racing with the remove of its entry gets either a clone of the entry, made
+/// while the entry was alive, or nothing; never a clone of a moved-out entry (mutant
+/// `slab_no_reader_wait` must fail here: the remove would move the entry out and drop it while
+/// the lookup clones it, which loom reports as a race on the slot).
 #[test]
 fn a_lookup_racing_with_remove_never_gets_a_released_entry() {
     loom::model(|| {
-        let slab = Arc::new(Slab::<Tracked>::new());
+        let slab = Arc::new(Slab::<Arc<Tracked>>::new());
         let dropped = Arc::new(AtomicBool::new(false));
-        let (id, entry) = slab
-            .insert(|_| Tracked {
-                value: 7,
-                dropped: dropped.clone(),
+        let id = slab
+            .insert(|_| {
+                Arc::new(Tracked {
+                    value: 7,
+                    dropped: dropped.clone(),
+                })
             })
             .unwrap();
-        drop(entry);
         let reader = {
             let (slab, dropped) = (slab.clone(), dropped.clone());
             thread::spawn(move || {
                 if let Some(found) = slab.get(id) {
-                    assert_eq!(found.1.value, 7);
+                    assert_eq!(found.value, 7);
                     assert!(
                         !dropped.load(Ordering::SeqCst),
                         "a lookup got an entry already released"
@@ -76,5 +79,39 @@ fn a_lookup_racing_with_remove_never_gets_a_released_entry() {
         reader.join().unwrap();
         assert!(slab.get(id).is_none());
         assert!(dropped.load(Ordering::SeqCst), "the entry leaked");
+    });
+}
+
+/// An id handed to another thread without any synchronization of its own (a Relaxed store)
+/// resolves there, if at all, to the entry fully written: the slab publishes the entry itself (mutant
+/// `slab_publish_relaxed` must fail here: loom reports the unsynchronized read of the slot).
+#[test]
+fn an_inserted_entry_is_published_with_its_id() {
+    loom::model(|| {
+        let slab = Arc::new(Slab::<u64>::new());
+        let handoff = Arc::new(AtomicU64::new(u64::MAX));
+        let reader = {
+            let (slab, handoff) = (slab.clone(), handoff.clone());
+            thread::spawn(move || {
+                let raw = handoff.load(Ordering::Relaxed);
+                if raw != u64::MAX {
+                    let id = SlabId {
+                        index: raw as u32,
+                        generation: (raw >> 32) as u32,
+                    };
+                    // Without synchronization the reader may not see the insert yet (`None`);
+                    // whatever it sees of the entry is all of it.
+                    if let Some(found) = slab.get(id) {
+                        assert_eq!(found, 42);
+                    }
+                }
+            })
+        };
+        let id = slab.insert(|_| 42).unwrap();
+        handoff.store(
+            (id.generation as u64) << 32 | id.index as u64,
+            Ordering::Relaxed,
+        );
+        reader.join().unwrap();
     });
 }
