@@ -942,17 +942,25 @@ struct Cell<A: Actor> {
 // runner threads, and a pending future is `Send`.
 unsafe impl<A: Actor> Sync for Cell<A> {}
 
+/// A cell's runner-only state: 32 bytes, so that an idle actor stays small. What only some
+/// actors need (links and monitors, an async handler) is boxed on first use.
 struct CellState {
-    started: bool,
     ctx: CtxState,
-    /// An async handler in progress (it borrows the actor).
-    pending: Option<Pending>,
     /// What only actors that await need: allocated on their first await.
     awaiting: Option<Box<AwaitState>>,
 }
 
+impl CellState {
+    /// Whether an async handler is in progress.
+    fn is_pending(&self) -> bool {
+        self.awaiting.as_ref().is_some_and(|a| a.pending.is_some())
+    }
+}
+
 #[derive(Default)]
 struct AwaitState {
+    /// An async handler in progress (it borrows the actor).
+    pending: Option<Pending>,
     /// Signals that need the actor, kept until the pending handler completes.
     deferred: std::collections::VecDeque<Signal>,
     /// The waker handed to async handlers (made once).
@@ -960,9 +968,11 @@ struct AwaitState {
 }
 
 struct CtxState {
+    /// Whether `started` has run.
+    started: bool,
     trap_exit: bool,
     /// Set when the actor decided to stop.
-    exit: Option<ExitReason>,
+    exit: ExitSlot,
     /// Links and monitors: allocated on first use, so an idle actor without any costs 8 bytes.
     rel: Option<Box<Relations>>,
 }
@@ -979,6 +989,57 @@ struct Relations {
     exit_waiters: Vec<ReplyTo<ExitReason>>,
     /// Where async handlers ask to stop (made by the first async message).
     stop: Option<Arc<StopRequest>>,
+}
+
+/// Why the actor is stopping, if it is: an `Option<ExitReason>` in 16 bytes instead of 32.
+/// The reasons without data are stored inline; the others (panics, errors, tagged
+/// shutdowns), rare, are boxed.
+#[derive(Default)]
+enum ExitSlot {
+    /// Not stopping.
+    #[default]
+    Unset,
+    Normal,
+    Shutdown,
+    Killed,
+    NoProc,
+    Other(Box<ExitReason>),
+}
+
+impl ExitSlot {
+    fn is_set(&self) -> bool {
+        !matches!(self, ExitSlot::Unset)
+    }
+
+    /// Sets the reason, replacing any earlier one.
+    fn set(&mut self, reason: ExitReason) {
+        *self = match reason {
+            ExitReason::Normal => ExitSlot::Normal,
+            ExitReason::Shutdown => ExitSlot::Shutdown,
+            ExitReason::Killed => ExitSlot::Killed,
+            ExitReason::NoProc => ExitSlot::NoProc,
+            other => ExitSlot::Other(Box::new(other)),
+        };
+    }
+
+    /// Sets the reason unless one is set: the first reason to stop wins.
+    fn set_if_unset(&mut self, reason: ExitReason) {
+        if !self.is_set() {
+            self.set(reason);
+        }
+    }
+
+    /// The reason (a clone), if set.
+    fn reason(&self) -> Option<ExitReason> {
+        Some(match self {
+            ExitSlot::Unset => return None,
+            ExitSlot::Normal => ExitReason::Normal,
+            ExitSlot::Shutdown => ExitReason::Shutdown,
+            ExitSlot::Killed => ExitReason::Killed,
+            ExitSlot::NoProc => ExitReason::NoProc,
+            ExitSlot::Other(reason) => (**reason).clone(),
+        })
+    }
 }
 
 impl CtxState {
@@ -1013,10 +1074,9 @@ fn spawn_cell<A: Actor>(
                 system: system.clone(),
                 actor: UnsafeCell::new(actor.take()),
                 state: UnsafeCell::new(CellState {
-                    pending: None,
                     awaiting: None,
-                    started: false,
                     ctx: CtxState {
+                        started: false,
                         rel: parent.as_ref().map(|p| {
                             Box::new(Relations {
                                 links: vec![p.clone()],
@@ -1025,7 +1085,7 @@ fn spawn_cell<A: Actor>(
                             })
                         }),
                         trap_exit: false,
-                        exit: None,
+                        exit: ExitSlot::Unset,
                     },
                 }),
             });
@@ -1086,7 +1146,7 @@ impl<A: Actor> Cell<A> {
     }
 
     fn handle_signal(self: &Arc<Self>, state: &mut CellState, signal: Signal) {
-        if state.pending.is_some() && Self::needs_actor(state, &signal) {
+        if state.is_pending() && Self::needs_actor(state, &signal) {
             state
                 .awaiting
                 .get_or_insert_with(Default::default)
@@ -1096,7 +1156,7 @@ impl<A: Actor> Cell<A> {
         }
         let ctx = &mut state.ctx;
         match signal {
-            Signal::Kill => ctx.exit = Some(ExitReason::Killed),
+            Signal::Kill => ctx.exit.set(ExitReason::Killed),
             Signal::Exit {
                 from,
                 reason,
@@ -1119,7 +1179,7 @@ impl<A: Actor> Cell<A> {
                 } else if !reason.is_normal() {
                     // A non-trapping actor ignores `normal` exit signals (as in Erlang) and
                     // stops with any other reason.
-                    ctx.exit = Some(reason);
+                    ctx.exit.set(reason);
                 }
             }
             Signal::Down {
@@ -1170,9 +1230,9 @@ impl<A: Actor> Cell<A> {
     fn guarded_ctx(&self, c: &mut Ctx<'_, A>, f: impl FnOnce(&mut Ctx<'_, A>)) {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(c))) {
             self.system.panics.fetch_add(1, Ordering::Relaxed);
-            if c.state.exit.is_none() {
-                c.state.exit = Some(ExitReason::Panicked(panic_message(&*panic).into()));
-            }
+            c.state
+                .exit
+                .set_if_unset(ExitReason::Panicked(panic_message(&*panic).into()));
         }
     }
 
@@ -1198,30 +1258,32 @@ impl<A: Actor> Cell<A> {
             None => self.guarded_ctx(&mut c, |c| actor.handle_archived(c, Archived { env: &env })),
         }
         if pending.is_some() {
-            state.pending = pending;
+            state.awaiting.get_or_insert_with(Default::default).pending = pending;
             self.poll_pending(state);
         }
     }
 
     /// Polls the pending async handler once; clears it when it completes (or panics).
     fn poll_pending(self: &Arc<Self>, state: &mut CellState) {
-        let Some(future) = state.pending.as_mut() else {
+        let Some(awaiting) = state.awaiting.as_deref_mut() else {
             return;
         };
-        let waker = state
-            .awaiting
-            .get_or_insert_with(Default::default)
+        let Some(future) = awaiting.pending.as_mut() else {
+            return;
+        };
+        let waker = awaiting
             .waker
             .get_or_insert_with(|| Waker::from(Arc::new(CellWaker(Arc::downgrade(self)))));
         let mut cx = Context::from_waker(waker);
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
             Ok(Poll::Pending) => {}
-            Ok(Poll::Ready(())) => state.pending = None,
+            Ok(Poll::Ready(())) => awaiting.pending = None,
             Err(panic) => {
                 self.system.panics.fetch_add(1, Ordering::Relaxed);
-                if state.ctx.exit.is_none() {
-                    state.ctx.exit = Some(ExitReason::Panicked(panic_message(&*panic).into()));
-                }
+                state
+                    .ctx
+                    .exit
+                    .set_if_unset(ExitReason::Panicked(panic_message(&*panic).into()));
                 self.drop_pending(state);
             }
         }
@@ -1236,8 +1298,8 @@ impl<A: Actor> Cell<A> {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .take();
-                if state.ctx.exit.is_none() {
-                    state.ctx.exit = reason;
+                if let Some(reason) = reason {
+                    state.ctx.exit.set_if_unset(reason);
                 }
             }
         }
@@ -1245,7 +1307,7 @@ impl<A: Actor> Cell<A> {
 
     /// Drops a pending handler (its destructor may panic: that must not escape).
     fn drop_pending(&self, state: &mut CellState) {
-        if let Some(future) = state.pending.take() {
+        if let Some(future) = state.awaiting.as_mut().and_then(|a| a.pending.take()) {
             let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
         }
     }
@@ -1262,7 +1324,7 @@ impl<A: Actor> Cell<A> {
         if let Some(a) = state.awaiting.as_mut() {
             a.deferred.clear();
         }
-        let reason = state.ctx.exit.clone().unwrap_or(ExitReason::Normal);
+        let reason = state.ctx.exit.reason().unwrap_or(ExitReason::Normal);
         // SAFETY: runner; no handler is pending any more.
         if let Some(mut actor) = unsafe { (*self.actor.get()).take() } {
             if reason != ExitReason::Killed {
@@ -1323,7 +1385,7 @@ impl<A: Actor> Cell<A> {
         state: &mut CellState,
         run: &mut crate::mailbox::Run<'_, Envelope, Boxed<Signal>>,
     ) {
-        let reason = state.ctx.exit.clone().unwrap_or(ExitReason::Normal);
+        let reason = state.ctx.exit.reason().unwrap_or(ExitReason::Normal);
         while let Some(msg) = run.pop() {
             match msg {
                 Received::User(env) => {
@@ -1373,8 +1435,8 @@ impl<A: Actor> Cell<A> {
             self.schedule(run.finish(false));
             return RunOutcome::Exited;
         }
-        if !state.started {
-            state.started = true;
+        if !state.ctx.started {
+            state.ctx.started = true;
             // SAFETY: runner; nothing is pending before the first message.
             if let Some(actor) = unsafe { self.actor() } {
                 let mut c = Ctx {
@@ -1387,8 +1449,8 @@ impl<A: Actor> Cell<A> {
         // Resume an async handler (this run may come from its waker).
         self.poll_pending(state);
         let mut handled = 0;
-        while state.ctx.exit.is_none() && handled < budget {
-            if state.pending.is_some() {
+        while !state.ctx.exit.is_set() && handled < budget {
+            if state.is_pending() {
                 // Awaiting: only signals act; user messages wait.
                 match run.pop_system() {
                     Some(signal) => self.handle_signal(state, signal.into_inner()),
@@ -1409,7 +1471,7 @@ impl<A: Actor> Cell<A> {
                 None => break,
             }
         }
-        if state.ctx.exit.is_some() {
+        if state.ctx.exit.is_set() {
             // `terminate` unregisters the cell: keep it for the rest of the run.
             let _keep = Arc::clone(self);
             self.terminate(state, &mut run);
@@ -1418,7 +1480,7 @@ impl<A: Actor> Cell<A> {
         }
         // Awaiting with nothing else to do: user messages wait, and the handler's waker will
         // schedule us.
-        let again = if state.pending.is_some() {
+        let again = if state.is_pending() {
             run.finish_awaiting()
         } else {
             run.finish(handled == budget)
@@ -2001,9 +2063,7 @@ impl<A: Actor> Ctx<'_, A> {
 
     /// Stops the actor with `reason` once the current handler returns.
     pub fn stop_with(&mut self, reason: ExitReason) {
-        if self.state.exit.is_none() {
-            self.state.exit = Some(reason);
-        }
+        self.state.exit.set_if_unset(reason);
     }
 
     /// Whether exit signals from links arrive as [`Actor::handle_exit`] calls (`true`) or
