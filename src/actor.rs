@@ -41,7 +41,7 @@ use std::cell::UnsafeCell;
 use std::future::Future;
 use std::panic::catch_unwind;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -50,7 +50,7 @@ use crate::arena;
 use crate::codec::{self, Message};
 use crate::exit::{ActorId, ExitReason, MonitorRef};
 use crate::mailbox::{Boxed, Envelope, Mailbox, PushError, Received, RunToken};
-use crate::registry::{Groups, Names, RegisterError, Slab};
+use crate::registry::{marks, Groups, Names, RegisterError, Slab};
 use crate::timer::{TimerRef, Timers};
 
 /// The default number of user messages a run handles before it yields.
@@ -690,6 +690,8 @@ trait RunCell: Send + Sync {
     fn push_archived(self: Arc<Self>, env: Envelope) -> Result<(), Envelope>;
     /// The cell as `Any` (for [`Pid::downcast`]).
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// What the actor holds in the registry ([`registry::marks`](crate::registry::marks)).
+    fn registry_marks(&self) -> &AtomicU8;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -717,7 +719,7 @@ pub(crate) struct SystemInner {
     pub(crate) timers: Arc<Timers>,
     slab: Slab,
     pub(crate) names: Names,
-    groups: Groups,
+    pub(crate) groups: Groups,
     budget: AtomicUsize,
     shutting_down: AtomicBool,
     next_monitor: AtomicU64,
@@ -928,6 +930,9 @@ impl fmt::Debug for System {
 struct Cell<A: Actor> {
     mailbox: ActorMailbox,
     id: ActorId,
+    /// What the actor holds in the registry, so that its exit searches the name and group
+    /// tables only if it may be in them ([`registry::marks`](crate::registry::marks)).
+    registry: AtomicU8,
     system: Arc<SystemInner>,
     /// The actor itself, apart from the rest of the state: a pending async handler borrows
     /// it while the run loop keeps using `state`. Touched only by the current runner.
@@ -1071,6 +1076,7 @@ fn spawn_cell<A: Actor>(
             let cell = Arc::new(Cell {
                 mailbox: Mailbox::with_capacity(capacity),
                 id,
+                registry: AtomicU8::new(0),
                 system: system.clone(),
                 actor: UnsafeCell::new(actor.take()),
                 state: UnsafeCell::new(CellState {
@@ -1374,8 +1380,15 @@ impl<A: Actor> Cell<A> {
             waiter.send(reason.clone());
         }
         self.system.slab.remove(self.id);
-        self.system.names.unregister_actor(self.id);
-        self.system.groups.leave_all(self.id);
+        // From here on, registering a name or joining a group fails: the tables are searched
+        // only if the actor was put in them before (see `registry::marks`).
+        let marks = self.registry.fetch_or(marks::GONE, Ordering::AcqRel);
+        if marks & marks::NAMED != 0 {
+            self.system.names.unregister_actor(self.id);
+        }
+        if marks & marks::GROUPED != 0 {
+            self.system.groups.leave_all(self.id);
+        }
     }
 
     /// After the close: hand back whatever is still queued (dead letters, and answers to
@@ -1530,6 +1543,10 @@ impl<A: Actor> RunCell for Cell<A> {
         self.push(env).map_err(PushError::into_inner)
     }
 
+    fn registry_marks(&self) -> &AtomicU8 {
+        &self.registry
+    }
+
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
@@ -1563,6 +1580,12 @@ impl Pid {
     /// Whether the actor has not stopped yet (it may stop right after).
     pub fn is_alive(&self) -> bool {
         self.0.is_alive()
+    }
+
+    /// Sets `mark` in the actor's registry byte; returns the byte before
+    /// ([`registry::marks`](crate::registry::marks)).
+    pub(crate) fn mark_registry(&self, mark: u8) -> u8 {
+        self.0.registry_marks().fetch_or(mark, Ordering::AcqRel)
     }
 
     /// Asks the actor to stop: an exit signal with reason `shutdown` (a trapping actor gets it
@@ -2160,14 +2183,5 @@ impl<A: Actor> Ctx<'_, A> {
             .system
             .dead_letters
             .fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl Names {
-    /// Removes every name of `id` (when it stops).
-    pub(crate) fn unregister_actor(&self, id: ActorId) {
-        for name in self.names_of(id) {
-            self.unregister(&name, Some(id));
-        }
     }
 }

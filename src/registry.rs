@@ -10,7 +10,18 @@
 //!
 //! The name table is a small, read-mostly `HashMap` published as an `arc-swap` snapshot:
 //! readers never block and see the old or the new table, never a mix; writers are serialized
-//! by a mutex and publish a new table.
+//! by a mutex and publish a new table. Process groups are kept the same way.
+//!
+//! # Leaving the tables on exit
+//!
+//! An actor that stops leaves both tables, but it searches them only if it may be in them:
+//! each actor has a byte of [`marks`], set by `register` and `join` (under the table's mutex,
+//! before they check that the actor is alive) and by the actor's exit (`GONE`). Both are
+//! read-modify-writes of the same byte, so one of them comes first: either the exit sees the
+//! mark, and then takes the table's mutex (after the `register` or `join` that set it has
+//! published its table) and removes the actor; or `register` or `join` sees `GONE` and
+//! fails with the actor not alive. An actor that never had a name or a group exits without
+//! touching either table.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,6 +31,21 @@ use arc_swap::ArcSwap;
 use crate::exit::ActorId;
 use crate::mailbox::{Slab as GenerationalSlab, SlabId};
 use crate::Pid;
+
+/// Bits of an actor's registry byte (see the [module docs](self)).
+pub(crate) mod marks {
+    /// The actor was given a name (it may still have it).
+    pub(crate) const NAMED: u8 = 1;
+    /// The actor joined a group (it may still be a member).
+    pub(crate) const GROUPED: u8 = 2;
+    /// The actor is leaving the tables: it can no longer be named or join.
+    pub(crate) const GONE: u8 = 4;
+}
+
+/// Marks `pid` as holding `mark`; `false` if it is gone (or stopping): it must not be added.
+fn mark(pid: &Pid, mark: u8) -> bool {
+    pid.mark_registry(mark) & marks::GONE == 0 && pid.is_alive()
+}
 
 /// Actor addresses by id: the mailbox crate's generational slab with wait-free lookups
 /// (loom-checked). Each slot holds the actor's `Pid` itself (32 bytes a live actor).
@@ -119,7 +145,7 @@ impl Names {
                 });
             }
         }
-        if !pid.is_alive() {
+        if !mark(&pid, marks::NAMED) {
             return Err(RegisterError::NotAlive(pid.id()));
         }
         let mut next = HashMap::clone(&current);
@@ -144,17 +170,15 @@ impl Names {
         }
     }
 
-    /// The names registered to `id`.
-    pub(crate) fn names_of(&self, id: ActorId) -> Vec<Arc<str>> {
-        let table = self.table.load();
-        if table.is_empty() {
-            return Vec::new();
+    /// Removes every name of `id` (when it stops).
+    pub(crate) fn unregister_actor(&self, id: ActorId) {
+        let _w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.table.load();
+        if current.values().any(|p| p.id() == id) {
+            let mut next = HashMap::clone(&current);
+            next.retain(|_, p| p.id() != id);
+            self.table.store(Arc::new(next));
         }
-        table
-            .iter()
-            .filter(|(_, p)| p.id() == id)
-            .map(|(n, _)| n.clone())
-            .collect()
     }
 
     pub(crate) fn whereis(&self, name: &str) -> Option<Pid> {
@@ -180,8 +204,13 @@ impl Groups {
         }
     }
 
+    /// Publishes the table `f` makes from the current one, under the writer lock.
     fn update(&self, f: impl FnOnce(&mut HashMap<Arc<str>, Arc<Vec<Pid>>>)) {
         let _w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.update_locked(f);
+    }
+
+    fn update_locked(&self, f: impl FnOnce(&mut HashMap<Arc<str>, Arc<Vec<Pid>>>)) {
         let mut next = HashMap::clone(&self.table.load());
         f(&mut next);
         next.retain(|_, members| !members.is_empty());
@@ -190,10 +219,11 @@ impl Groups {
 
     /// Adds `pid` to `group` (once). Returns `false` if the actor is not alive.
     pub(crate) fn join(&self, group: &str, pid: Pid) -> bool {
-        if !pid.is_alive() {
+        let _w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if !mark(&pid, marks::GROUPED) {
             return false;
         }
-        self.update(|t| {
+        self.update_locked(|t| {
             let members = t.entry(group.into()).or_default();
             if !members.iter().any(|p| p.id() == pid.id()) {
                 let mut m = Vec::clone(members);
@@ -220,10 +250,11 @@ impl Groups {
 
     /// Removes `id` from every group (when it stops).
     pub(crate) fn leave_all(&self, id: ActorId) {
+        let _w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let table = self.table.load();
         if table.values().any(|m| m.iter().any(|p| p.id() == id)) {
             drop(table);
-            self.update(|t| {
+            self.update_locked(|t| {
                 for members in t.values_mut() {
                     if members.iter().any(|p| p.id() == id) {
                         *members =
@@ -237,5 +268,56 @@ impl Groups {
     /// The live members of `group` (a snapshot).
     pub(crate) fn members(&self, group: &str) -> Arc<Vec<Pid>> {
         self.table.load().get(group).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Actor, Ctx, Handler, ThreadPool};
+
+    struct StopOnMessage;
+
+    impl Actor for StopOnMessage {}
+
+    impl Handler<u8> for StopOnMessage {
+        type Reply = ();
+        fn handle(&mut self, _: u8, ctx: &mut Ctx<Self>) {
+            ctx.stop();
+        }
+    }
+
+    /// Actors stop on the pool's threads while this thread names them and adds them to a
+    /// group: whichever wins, no name or membership of a dead actor is left in the tables
+    /// (it would keep the actor's cell alive for ever).
+    #[test]
+    fn an_exit_racing_with_register_and_join_leaves_no_entry() {
+        let pool = ThreadPool::new(2);
+        let sys = pool.system().clone();
+        let mut named = 0;
+        for i in 0..2_000 {
+            let a = sys.spawn(StopOnMessage).unwrap();
+            a.tell(0u8).unwrap();
+            if sys.register(&format!("n{i}"), &a.pid()).is_ok() {
+                named += 1;
+            }
+            sys.join("group", &a.pid());
+        }
+        while sys.stats().live > 0 {
+            std::thread::yield_now();
+        }
+        // Every run, including the tail of each exit, is over once the workers are joined.
+        pool.shutdown();
+        let names = sys.inner.names.table.load();
+        assert!(
+            names.is_empty(),
+            "{} of {named} names outlived their actors",
+            names.len()
+        );
+        let groups = sys.inner.groups.table.load();
+        assert!(
+            groups.is_empty(),
+            "dead members are left: {:?}",
+            groups.get("group").map(|m| m.len())
+        );
     }
 }
