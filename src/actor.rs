@@ -1034,18 +1034,24 @@ impl ExitSlot {
         }
     }
 
-    /// The reason (a clone), if set.
-    fn reason(&self) -> Option<ExitReason> {
+    /// The reason, if set.
+    fn get(&self) -> Option<&ExitReason> {
+        static SHUTDOWN: ExitReason = ExitReason::Shutdown;
+        static KILLED: ExitReason = ExitReason::Killed;
+        static NO_PROC: ExitReason = ExitReason::NoProc;
         Some(match self {
             ExitSlot::Unset => return None,
-            ExitSlot::Normal => ExitReason::Normal,
-            ExitSlot::Shutdown => ExitReason::Shutdown,
-            ExitSlot::Killed => ExitReason::Killed,
-            ExitSlot::NoProc => ExitReason::NoProc,
-            ExitSlot::Other(reason) => (**reason).clone(),
+            ExitSlot::Normal => &NORMAL,
+            ExitSlot::Shutdown => &SHUTDOWN,
+            ExitSlot::Killed => &KILLED,
+            ExitSlot::NoProc => &NO_PROC,
+            ExitSlot::Other(reason) => reason,
         })
     }
 }
+
+/// The reason of an actor that stops without one.
+static NORMAL: ExitReason = ExitReason::Normal;
 
 impl CtxState {
     /// The relations, allocated if needed (for adding one).
@@ -1330,17 +1336,20 @@ impl<A: Actor> Cell<A> {
         if let Some(a) = state.awaiting.as_mut() {
             a.deferred.clear();
         }
-        let reason = state.ctx.exit.reason().unwrap_or(ExitReason::Normal);
+        // Out of the state while the hooks run (they get the state): put back at the end, for
+        // the runs that hand back what arrives after the close.
+        let exit = std::mem::take(&mut state.ctx.exit);
+        let reason = exit.get().unwrap_or(&NORMAL);
         // SAFETY: runner; no handler is pending any more.
         if let Some(mut actor) = unsafe { (*self.actor.get()).take() } {
-            if reason != ExitReason::Killed {
+            if *reason != ExitReason::Killed {
                 let mut c = Ctx {
                     cell: self,
                     state: &mut state.ctx,
                 };
-                self.guarded_ctx(&mut c, |c| actor.stopping(c, &reason));
+                self.guarded_ctx(&mut c, |c| actor.stopping(c, reason));
             }
-            if catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason))).is_err() {
+            if catch_unwind(AssertUnwindSafe(|| actor.stopped(reason))).is_err() {
                 self.system.panics.fetch_add(1, Ordering::Relaxed);
             }
             // The state's destructor may panic too: it must not take the runtime down.
@@ -1359,26 +1368,33 @@ impl<A: Actor> Cell<A> {
                 eprintln!("airssys-rt: actor {} exited: {reason}", self.id);
             }
         }
-        self.drain_dead(state, run);
-        let me = Some(self.id);
-        let rel = state.ctx.rel.take().map(|r| *r).unwrap_or_default();
-        for pid in rel.links {
-            let _ = pid.signal(Signal::Exit {
-                from: me,
-                reason: reason.clone(),
-                linked: true,
-            });
+        self.drain_dead(reason, run);
+        if let Some(rel) = state.ctx.rel.take() {
+            let Relations {
+                links,
+                watchers,
+                exit_waiters,
+                ..
+            } = *rel;
+            for pid in links {
+                let _ = pid.signal(Signal::Exit {
+                    from: Some(self.id),
+                    reason: reason.clone(),
+                    linked: true,
+                });
+            }
+            for (monitor, watcher) in watchers {
+                let _ = watcher.signal(Signal::Down {
+                    monitor,
+                    from: self.id,
+                    reason: reason.clone(),
+                });
+            }
+            for waiter in exit_waiters {
+                waiter.send(reason.clone());
+            }
         }
-        for (monitor, watcher) in rel.watchers {
-            let _ = watcher.signal(Signal::Down {
-                monitor,
-                from: self.id,
-                reason: reason.clone(),
-            });
-        }
-        for waiter in rel.exit_waiters {
-            waiter.send(reason.clone());
-        }
+        state.ctx.exit = exit;
         self.system.slab.remove(self.id);
         // From here on, registering a name or joining a group fails: the tables are searched
         // only if the actor was put in them before (see `registry::marks`).
@@ -1395,10 +1411,9 @@ impl<A: Actor> Cell<A> {
     /// links and monitors that arrived too late).
     fn drain_dead(
         &self,
-        state: &mut CellState,
+        reason: &ExitReason,
         run: &mut crate::mailbox::Run<'_, Envelope, Boxed<Signal>>,
     ) {
-        let reason = state.ctx.exit.reason().unwrap_or(ExitReason::Normal);
         while let Some(msg) = run.pop() {
             match msg {
                 Received::User(env) => {
@@ -1444,7 +1459,7 @@ impl<A: Actor> Cell<A> {
             let _keep = Arc::clone(self);
             // Stopped earlier: whatever raced with the close is handed back, and a push that
             // raced with this drain schedules one more.
-            self.drain_dead(state, &mut run);
+            self.drain_dead(state.ctx.exit.get().unwrap_or(&NORMAL), &mut run);
             self.schedule(run.finish(false));
             return RunOutcome::Exited;
         }
