@@ -723,7 +723,6 @@ pub(crate) struct SystemInner {
     budget: AtomicUsize,
     shutting_down: AtomicBool,
     next_monitor: AtomicU64,
-    spawned: AtomicU64,
     crashed: AtomicU64,
     panics: AtomicU64,
     dead_letters: AtomicU64,
@@ -761,7 +760,6 @@ impl System {
                 budget: AtomicUsize::new(DEFAULT_BUDGET),
                 shutting_down: AtomicBool::new(false),
                 next_monitor: AtomicU64::new(1),
-                spawned: AtomicU64::new(0),
                 crashed: AtomicU64::new(0),
                 panics: AtomicU64::new(0),
                 dead_letters: AtomicU64::new(0),
@@ -907,7 +905,7 @@ impl System {
         let i = &self.inner;
         SystemStats {
             live: i.slab.live(),
-            spawned: i.spawned.load(Ordering::Relaxed),
+            spawned: i.slab.spawned(),
             crashed: i.crashed.load(Ordering::Relaxed),
             panics: i.panics.load(Ordering::Relaxed),
             dead_letters: i.dead_letters.load(Ordering::Relaxed),
@@ -1106,7 +1104,6 @@ fn spawn_cell<A: Actor>(
         })
         .ok_or(SpawnError::TooManyActors)?;
     let cell = cell_out.expect("set by insert");
-    system.spawned.fetch_add(1, Ordering::Relaxed);
     // The first run calls `started`.
     if let Some(token) = cell.mailbox.notify() {
         system.scheduler.schedule(Runnable::new(&cell, token));

@@ -91,6 +91,11 @@ impl Slab {
     pub(crate) fn live(&self) -> u32 {
         self.0.len() as u32
     }
+
+    /// Actors registered, ever.
+    pub(crate) fn spawned(&self) -> u64 {
+        self.0.inserted()
+    }
 }
 
 /// Why a name could not be registered.

@@ -132,9 +132,27 @@ pub struct Slab<T> {
     segments: [AtomicPtr<Slot<T>>; SEGMENTS],
     /// Slots handed out so far (the next never-used index).
     high: AtomicU32,
-    /// Free list head: `(tag << 32) | index`.
-    free: AtomicU64,
-    live: AtomicU32,
+    /// Free list head: `(tag << 32) | index`. Inserting and removing threads share it: alone
+    /// on its line, so that it does not drag the segment table or the counters along.
+    free: Padded<AtomicU64>,
+    /// Entries inserted, ever: written by inserting threads only.
+    inserted: Padded<AtomicU64>,
+    /// Entries removed, ever: written by removing threads only (often others than the
+    /// inserting ones, hence two counters rather than one count of live entries).
+    removed: Padded<AtomicU64>,
+}
+
+/// A value alone on its cache lines (128 bytes: x86 prefetches 64-byte lines in pairs), so
+/// that threads writing it do not slow down threads touching its neighbours.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> core::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 // SAFETY: the slab owns its entries and hands out clones of them to any thread, and drops
@@ -157,8 +175,9 @@ impl<T> Slab<T> {
         Self {
             segments: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             high: AtomicU32::new(0),
-            free: AtomicU64::new(NONE as u64),
-            live: AtomicU32::new(0),
+            free: Padded(AtomicU64::new(NONE as u64)),
+            inserted: Padded(AtomicU64::new(0)),
+            removed: Padded(AtomicU64::new(0)),
         }
     }
 
@@ -209,9 +228,10 @@ impl<T> Slab<T> {
         // slot's entry is ours to write. The previous entry, if any, was moved out.
         slot.entry
             .with_mut(|entry| unsafe { (*entry).write(value) });
+        // Counted before it is published, so before any removal of it (see `len`).
+        self.inserted.fetch_add(1, Ordering::Relaxed);
         // Publish: Release, so a lookup that sees `FULL` (Acquire) sees the entry written.
         slot.state.fetch_or(FULL, crate::sync::ord::SLAB_PUBLISH());
-        self.live.fetch_add(1, Ordering::Relaxed);
         Some(id)
     }
 
@@ -291,14 +311,27 @@ impl<T> Slab<T> {
         let entry = slot
             .entry
             .with_mut(|entry| unsafe { (*entry).assume_init_read() });
-        self.live.fetch_sub(1, Ordering::Relaxed);
+        // Release, so that `len`, having seen this removal, sees its insert (which
+        // happens-before it).
+        self.removed.fetch_add(1, Ordering::Release);
         self.push_free(id.index, slot);
         Some(entry)
     }
 
-    /// Entries now.
+    /// Entries now (a snapshot: inserts and removes may race with it).
     pub fn len(&self) -> usize {
-        self.live.load(Ordering::Relaxed) as usize
+        // Removals first: an insert counts itself before it publishes its entry, so before
+        // any removal of it, which counts itself with Release. Having seen a removal
+        // (Acquire), the insert count we read next includes its insert: never fewer inserts
+        // than removals.
+        let removed = self.removed.load(Ordering::Acquire);
+        let inserted = self.inserted.load(Ordering::Relaxed);
+        inserted.saturating_sub(removed) as usize
+    }
+
+    /// Entries inserted since the slab was made (removed ones included).
+    pub fn inserted(&self) -> u64 {
+        self.inserted.load(Ordering::Relaxed)
     }
 
     /// Whether there is no entry.
