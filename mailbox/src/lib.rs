@@ -14,6 +14,7 @@
 //! | [`Boxed`] | a heap node for a plain value (control signals, tests) |
 //! | [`ArenaWriter`], [`chunk`] | one thread's bump allocator over pooled 64 KiB chunks, biased refcounts |
 //! | [`Slab`] | a generational slab with wait-free lookups (actor ids) |
+//! | [`Sleepers`] | how a pool's idle workers sleep and are woken: no lost wake-up, no wake-up per schedule |
 //! | [`Envelope`] | the owning handle to one message in a chunk: bytes, a plain value, or a shared copy |
 //!
 //! Every lock-free structure here has a loom model (`tests/loom_*.rs`), run in CI together
@@ -44,6 +45,7 @@ pub mod header;
 mod mailbox;
 pub mod queue;
 pub mod slab;
+pub mod sleepers;
 pub mod state;
 mod sync;
 mod writer;
@@ -55,5 +57,6 @@ pub use header::{Link, MsgHeader};
 pub use mailbox::{Mailbox, PushError, Received, Run, RunToken};
 pub use queue::{Linked, MpscQueue, Pop};
 pub use slab::{Slab, SlabId};
+pub use sleepers::Sleepers;
 pub use state::SchedState;
 pub use writer::{ArenaWriter, FillError, WriteError};

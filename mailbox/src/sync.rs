@@ -13,20 +13,24 @@
 //! [loom]: https://docs.rs/loom
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+pub(crate) use loom::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
+};
 #[cfg(loom)]
 #[allow(unused_imports)]
 pub(crate) use loom::sync::Arc;
 #[cfg(loom)]
-pub(crate) use loom::sync::Mutex;
+pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+pub(crate) use std::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
+};
 #[cfg(not(loom))]
 #[allow(unused_imports)]
 pub(crate) use std::sync::Arc;
 #[cfg(not(loom))]
-pub(crate) use std::sync::Mutex;
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
 pub(crate) use std::sync::atomic::Ordering;
 
@@ -151,8 +155,11 @@ pub(crate) mod ord {
 /// messages), `chunk_release_relaxed`, `chunk_no_fence` (the last chunk release skips its
 /// Acquire fence), `slab_no_generation_bump` (a released slot keeps its generation, so a
 /// stale id would resolve to the next entry), `slab_no_reader_wait` (a remove moves the
-/// entry out without waiting for lookups that are cloning it) and `slab_publish_relaxed` (an
-/// insert marks its entry initialised without publishing the write).
+/// entry out without waiting for lookups that are cloning it), `slab_publish_relaxed` (an
+/// insert marks its entry initialised without publishing the write), `sleep_no_fence` and
+/// `notify_no_fence` (one side of the pool's sleep handshake loses its fence),
+/// `searcher_no_wake` and `sleep_found_work_no_wake` (the last searcher to find work, while
+/// looking or in its last look before sleeping, wakes no sleeper).
 #[cfg(loom)]
 pub(crate) mod mutant {
     use std::sync::OnceLock;

@@ -12,19 +12,18 @@
 //! one while some worker searches (it will find the task); otherwise a schedule wakes a
 //! sleeper only if one is asleep and not already being woken, so a burst of schedules costs
 //! one wake-up. A searcher that finds work and was the last one searching wakes a sleeper for
-//! the rest (tokio's rule). The sleep protocol is a Dekker pair: the sleeper publishes itself
-//! (and stops searching), then looks at the queue; the scheduler pushes, then looks for
-//! searchers and sleepers; a `SeqCst` fence on each side makes at least one of them see the
-//! other, so no task is left in the queue with every worker asleep.
+//! the rest (tokio's rule). No task is left in the queue with every worker asleep: the
+//! protocol, its argument and its loom model are the mailbox crate's
+//! [`Sleepers`](crate::mailbox::Sleepers).
 
 use std::cell::RefCell;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use crossbeam_deque::{Injector, Steal};
 
 use crate::actor::{Runnable, Schedule, System};
+use crate::mailbox::Sleepers;
 
 /// How many times in a row a worker may take its LIFO slot before looking at the shared queue.
 const LIFO_LIMIT: u32 = 16;
@@ -32,63 +31,17 @@ const LIFO_LIMIT: u32 = 16;
 /// How many times an idle worker yields and looks at the shared queue again before it sleeps.
 const SPINS: u32 = 64;
 
-/// Who sleeps, under `Shared::sleep`.
-struct Sleep {
-    /// Workers waiting on `ready`.
-    sleepers: usize,
-    /// Wake-ups sent and not yet taken by a sleeper.
-    notified: usize,
-}
-
 struct Shared {
     tasks: Injector<Runnable>,
-    sleep: Mutex<Sleep>,
-    /// `sleepers - notified`: sleepers nobody is waking yet (read without the lock).
-    idle: AtomicUsize,
-    /// Workers looking for work (in their [`SPINS`] loop): a schedule does not wake a sleeper
-    /// while one of them is looking, as it will find the task (tokio's "searching" workers).
-    searching: AtomicUsize,
-    ready: Condvar,
-    stopping: AtomicBool,
+    /// Searching and sleeping workers (the protocol and its loom model live in the mailbox
+    /// crate).
+    sleepers: Sleepers,
 }
 
 impl Shared {
     fn push_global(&self, task: Runnable) {
         self.tasks.push(task);
-        // Dekker with `sleep_unless_work`: the push, then the look at searchers and sleepers.
-        fence(Ordering::SeqCst);
-        if self.searching.load(Ordering::Relaxed) == 0 {
-            self.wake_a_sleeper();
-        }
-    }
-
-    /// A searching worker found work. Schedules skipped waking anyone while it searched; if it
-    /// was the last searcher, it wakes a sleeper for whatever it will not take itself.
-    fn stop_searching_with_work(&self) {
-        if self.searching.fetch_sub(1, Ordering::Relaxed) == 1 {
-            // Dekker with `sleep_unless_work` (as in `push_global`): a sleeper either is seen
-            // here or sees in its last look every task whose schedule saw us searching.
-            fence(Ordering::SeqCst);
-            self.wake_a_sleeper();
-        }
-    }
-
-    /// Wakes one sleeper that nobody is waking yet, if there is one.
-    fn wake_a_sleeper(&self) {
-        if self.idle.load(Ordering::Relaxed) > 0 {
-            let mut sleep = self.lock_sleep();
-            if sleep.sleepers > sleep.notified {
-                sleep.notified += 1;
-                self.idle
-                    .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
-                drop(sleep);
-                self.ready.notify_one();
-            }
-        }
-    }
-
-    fn lock_sleep(&self) -> std::sync::MutexGuard<'_, Sleep> {
-        self.sleep.lock().unwrap_or_else(PoisonError::into_inner)
+        self.sleepers.notify_pushed();
     }
 
     fn pop_global(&self) -> Option<Runnable> {
@@ -99,38 +52,6 @@ impl Shared {
                 Steal::Retry => std::hint::spin_loop(),
             }
         }
-    }
-
-    /// Sleeps until a schedule wakes this worker, unless there is work (or a stop) already.
-    /// The caller is counted in `searching`; this call stops counting it.
-    fn sleep_unless_work(&self) {
-        let mut sleep = self.lock_sleep();
-        sleep.sleepers += 1;
-        self.idle
-            .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
-        // Published as a sleeper first, then no longer searching: a schedule that sees either
-        // change before the fence below wakes a sleeper.
-        self.searching.fetch_sub(1, Ordering::Relaxed);
-        // Dekker with `push_global`: published as a sleeper, then the look at the queue.
-        fence(Ordering::SeqCst);
-        if self.tasks.is_empty() && !self.stopping.load(Ordering::SeqCst) {
-            loop {
-                sleep = self
-                    .ready
-                    .wait(sleep)
-                    .unwrap_or_else(PoisonError::into_inner);
-                if sleep.notified > 0 {
-                    sleep.notified -= 1;
-                    break;
-                }
-                if self.stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-            }
-        }
-        sleep.sleepers -= 1;
-        self.idle
-            .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
     }
 }
 
@@ -186,14 +107,7 @@ impl ThreadPool {
     pub fn new(threads: usize) -> Self {
         let shared = Arc::new(Shared {
             tasks: Injector::new(),
-            sleep: Mutex::new(Sleep {
-                sleepers: 0,
-                notified: 0,
-            }),
-            idle: AtomicUsize::new(0),
-            searching: AtomicUsize::new(0),
-            ready: Condvar::new(),
-            stopping: AtomicBool::new(false),
+            sleepers: Sleepers::new(),
         });
         let system = System::new(Scheduler(shared.clone()));
         let workers = (0..threads.max(1))
@@ -228,10 +142,7 @@ impl ThreadPool {
     }
 
     fn stop_workers(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Under the lock: a worker between its look at `stopping` and its wait cannot miss it.
-        drop(self.shared.lock_sleep());
-        self.shared.ready.notify_all();
+        self.shared.sleepers.stop();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -252,7 +163,7 @@ fn worker(shared: &Arc<Shared>, system: &System) {
         || LIFO.with(|slot| slot.borrow_mut().as_mut().and_then(|(_, lifo)| lifo.take()));
     let mut lifo_streak = 0;
     loop {
-        if shared.stopping.load(Ordering::SeqCst) {
+        if shared.sleepers.is_stopping() {
             break;
         }
         if lifo_streak < LIFO_LIMIT {
@@ -271,17 +182,17 @@ fn worker(shared: &Arc<Shared>, system: &System) {
             None => {
                 // Nothing now: look again for a little while (counted as searching, so that
                 // schedules meanwhile wake nobody), then sleep.
-                shared.searching.fetch_add(1, Ordering::Relaxed);
+                shared.sleepers.start_searching();
                 for _ in 0..SPINS {
-                    if !shared.tasks.is_empty() || shared.stopping.load(Ordering::Relaxed) {
+                    if !shared.tasks.is_empty() || shared.sleepers.is_stopping() {
                         break;
                     }
                     thread::yield_now();
                 }
                 if shared.tasks.is_empty() {
-                    shared.sleep_unless_work();
+                    shared.sleepers.sleep_unless(|| !shared.tasks.is_empty());
                 } else {
-                    shared.stop_searching_with_work();
+                    shared.sleepers.stop_searching_with_work();
                 }
                 continue;
             }

@@ -1,0 +1,125 @@
+//! Loom model: the pool's sleep and wake-up protocol ([`Sleepers`]). Workers run the pool's
+//! loop over a shared queue (here a counter of interchangeable tasks: a push is an increment,
+//! a take a decrement, the look a load); the main thread schedules. However the threads
+//! interleave and whatever stale values their loads see, every task is run, and a task that
+//! blocks until another task has run (a handler waiting for another actor's reply) is not left
+//! waiting while a worker sleeps with that task queued: loom reports a deadlock if it is.
+//!
+//! Mutants that must fail here: `sleep_no_fence` and `notify_no_fence` (either side of the
+//! Dekker pair loses its fence) and `searcher_no_wake` (the last searcher to find work does not
+//! wake a sleeper for the rest).
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_sleepers`
+#![cfg(loom)]
+
+use airssys_rt_mailbox::Sleepers;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+
+struct Pool {
+    sleepers: Sleepers,
+    /// Tasks queued.
+    queued: AtomicUsize,
+    /// Tasks run (started).
+    ran: Mutex<usize>,
+    /// Signalled when a task starts.
+    started: Condvar,
+    /// Tasks the model schedules in all.
+    total: usize,
+}
+
+impl Pool {
+    fn has_work(&self) -> bool {
+        self.queued.load(Ordering::Acquire) > 0
+    }
+
+    fn take(&self) -> bool {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn schedule(&self) {
+        self.queued.fetch_add(1, Ordering::Release);
+        self.sleepers.notify_pushed();
+    }
+
+    /// The pool's worker loop, with one look while searching (the pool makes [`SPINS`] of
+    /// them; more looks only add interleavings in which the worker finds the task).
+    fn worker(&self) {
+        loop {
+            if self.sleepers.is_stopping() {
+                return;
+            }
+            if self.take() {
+                self.run_task();
+                continue;
+            }
+            self.sleepers.start_searching();
+            if self.has_work() {
+                self.sleepers.stop_searching_with_work();
+            } else {
+                self.sleepers.sleep_unless(|| self.has_work());
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// The first task to start waits until every task has started (it needs them, as a
+    /// handler blocked on replies does); the last one to start ends the model (the pool's
+    /// drop, in the real thing).
+    fn run_task(&self) {
+        let mut ran = self.ran.lock().unwrap();
+        *ran += 1;
+        if *ran == self.total {
+            self.started.notify_all();
+            drop(ran);
+            self.sleepers.stop();
+        } else if *ran == 1 {
+            while *ran < self.total {
+                ran = self.started.wait(ran).unwrap();
+            }
+        }
+    }
+}
+
+fn run_model(workers: usize, tasks: usize) {
+    loom::model(move || {
+        let pool = Arc::new(Pool {
+            sleepers: Sleepers::new(),
+            queued: AtomicUsize::new(0),
+            ran: Mutex::new(0),
+            started: Condvar::new(),
+            total: tasks,
+        });
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let pool = pool.clone();
+                thread::spawn(move || pool.worker())
+            })
+            .collect();
+        for _ in 0..tasks {
+            pool.schedule();
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(*pool.ran.lock().unwrap(), tasks);
+    });
+}
+
+/// One worker, one task: the schedule races with the worker going to sleep.
+#[test]
+fn a_schedule_racing_with_sleep_wakes_the_worker() {
+    run_model(1, 1);
+}
+
+/// Two workers, two tasks, the first blocked until the second runs: schedules skip their
+/// wake-ups while a worker searches, so the searcher that finds work must wake the other
+/// worker for the second task.
+#[test]
+fn a_searcher_that_finds_work_wakes_a_sleeper_for_the_rest() {
+    run_model(2, 2);
+}
