@@ -451,11 +451,17 @@ impl<R> Reply<R> {
 
     /// Blocks the thread until the reply arrives or `timeout` passes (real time). Do not call
     /// it from inside an actor of the same single-threaded driver: nothing would run the
-    /// actor that must reply.
+    /// actor that must reply. On a [`ThreadPool`](crate::ThreadPool) with more than one
+    /// worker a handler may block on it (the asked actor goes to the shared queue, not to the
+    /// blocked worker's LIFO slot). On an async executor, await the reply in an async handler
+    /// instead: a blocked handler blocks the executor's thread, and the executor may keep the
+    /// task that must run the replying actor behind it (tokio's LIFO slot is not stolen).
     pub fn wait(self, timeout: Duration) -> Result<R, AskError> {
         // Called from a handler, the thread may hold back chunk releases (see
-        // `ReleaseBatch`): give them back before blocking.
+        // `ReleaseBatch`) and, on a worker, the actor it just asked (in its LIFO slot): give
+        // them back before blocking.
         airssys_rt_mailbox::chunk::ReleaseBatch::flush();
+        crate::driver::before_blocking();
         let deadline = Instant::now() + timeout;
         let mut state = self.slot.lock();
         loop {

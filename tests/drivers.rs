@@ -385,3 +385,39 @@ fn manual_driver_takes_schedules_from_other_threads_and_nested_drivers() {
         (0..N).collect::<Vec<_>>()
     );
 }
+
+/// Asks a `Doubler` and blocks on the answer inside its own handler.
+struct BlockingAsker(ActorRef<Doubler>);
+impl Actor for BlockingAsker {}
+impl Handler<u64> for BlockingAsker {
+    type Reply = Result<u64, airssys_rt::AskError>;
+    fn handle(&mut self, n: u64, _: &mut Ctx<Self>) -> Result<u64, airssys_rt::AskError> {
+        self.0.ask_timeout(n, Duration::from_secs(10))
+    }
+}
+
+/// A handler that blocks on another actor's reply does not hold that actor back: the ask
+/// schedules it from inside the asker's run, which would put it in the worker's LIFO slot,
+/// where only the blocked worker could take it.
+///
+/// (Not run on a driver hosted by tokio: there the blocked handler blocks a tokio worker
+/// thread, and tokio may hold the woken airssys worker in that thread's LIFO slot, which other
+/// tokio threads do not steal. Await the reply in an async handler there.)
+fn blocking_ask_inside_a_handler(
+    system: &System,
+    wait: impl Fn(
+        Reply<Result<u64, airssys_rt::AskError>>,
+    ) -> Result<Result<u64, airssys_rt::AskError>, airssys_rt::AskError>,
+) {
+    let doubler = system.spawn(Doubler).unwrap();
+    let asker = system.spawn(BlockingAsker(doubler)).unwrap();
+    for n in 0..20 {
+        assert_eq!(wait(asker.ask(n)), Ok(Ok(n * 2)), "ask {n}");
+    }
+}
+
+#[test]
+fn thread_pool_blocking_ask_inside_a_handler() {
+    let pool = airssys_rt::ThreadPool::new(2);
+    blocking_ask_inside_a_handler(pool.system(), |r| r.wait(Duration::from_secs(20)));
+}

@@ -6,32 +6,131 @@
 //! worker registers its waker and sleeps until an actor is scheduled. Spawn one worker per
 //! thread you want actors to use: `tokio::spawn(driver.worker())`, `smol::spawn(...)`,
 //! `futures::executor::block_on(...)`, or your own executor.
+//!
+//! While a worker is polled, an actor it runs that schedules another (a reply, the next hop)
+//! puts it in the worker's LIFO slot, and the worker runs it next (as the thread pool does);
+//! what is left in the slot when the poll returns goes to the shared queue.
+//!
+//! The run queue is crossbeam's lock-free `Injector` (a schedule is a push, a worker takes
+//! with a steal). Idle workers' wakers are kept under a mutex that only idle workers and the
+//! schedules that wake them take: a schedule reads a count of them first. Registering and
+//! scheduling are a Dekker pair, as in the thread pool's `Sleepers`: the worker publishes its
+//! waker, then looks at the queue; the schedule pushes, then looks at the count; a `SeqCst`
+//! fence on each side makes at least one of them see the other, so no task is left queued
+//! with every worker idle.
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
+
+use crossbeam_deque::{Injector, Steal};
 
 use crate::actor::{Runnable, Schedule, System};
 
 /// Actor runs a worker makes per poll before yielding to its executor.
 pub const RUNS_PER_POLL: usize = 64;
 
-struct State {
-    queue: VecDeque<Runnable>,
-    idle: Vec<Waker>,
-}
-
 struct Shared {
-    state: Mutex<State>,
+    queue: Injector<Runnable>,
+    /// Wakers of idle workers.
+    idle: Mutex<Vec<Waker>>,
+    /// `idle.len()`, read without the lock.
+    idle_count: AtomicUsize,
     stopped: AtomicBool,
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Waker>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pop(&self) -> Option<Runnable> {
+        loop {
+            match self.queue.steal() {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => std::hint::spin_loop(),
+            }
+        }
+    }
+
+    /// Registers `waker` as an idle worker's (once), then looks at the queue: `true` if the
+    /// worker may sleep (no task, not stopped). Otherwise the registration is taken back.
+    /// (A registration after `stop` took the wakers sees `stopped`: both hold the lock.)
+    fn register_idle(&self, waker: &Waker) -> bool {
+        {
+            let mut idle = self.lock_idle();
+            if !idle.iter().any(|w| w.will_wake(waker)) {
+                idle.push(waker.clone());
+            }
+            self.idle_count.store(idle.len(), Ordering::Relaxed);
+        }
+        // Dekker with `schedule`: published as idle, then the look at the queue.
+        fence(Ordering::SeqCst);
+        if self.queue.is_empty() && !self.stopped.load(Ordering::SeqCst) {
+            return true;
+        }
+        // A task came while we registered (we take it ourselves, so a schedule must not spend
+        // its wake-up on us while another worker sleeps), or the driver stopped.
+        let mut idle = self.lock_idle();
+        idle.retain(|w| !w.will_wake(waker));
+        self.idle_count.store(idle.len(), Ordering::Relaxed);
+        false
+    }
+}
+
+impl Shared {
+    fn push_global(&self, task: Runnable) {
+        self.queue.push(task);
+        // Dekker with `register_idle`: the push, then the look at idle workers.
+        fence(Ordering::SeqCst);
+        if self.idle_count.load(Ordering::Relaxed) > 0 {
+            let wake = {
+                let mut idle = self.lock_idle();
+                let wake = idle.pop();
+                self.idle_count.store(idle.len(), Ordering::Relaxed);
+                wake
+            };
+            if let Some(w) = wake {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// How many times in a row a worker may take its LIFO slot before looking at the shared queue.
+const LIFO_LIMIT: u32 = 16;
+
+thread_local! {
+    /// While a worker is polled on this thread: its driver, and its LIFO slot. An actor it runs
+    /// that schedules another actor of the same driver (a reply, the next hop of a ring) puts it
+    /// there, and the worker runs it next, with no trip through the shared queue (the thread
+    /// pool's LIFO slot, here per poll: the slot goes back to the shared queue when the poll
+    /// returns).
+    static LIFO: RefCell<Option<(*const Shared, Option<Runnable>)>> = const { RefCell::new(None) };
+}
+
+fn take_lifo() -> Option<Runnable> {
+    LIFO.with(|slot| slot.borrow_mut().as_mut().and_then(|(_, lifo)| lifo.take()))
+}
+
+/// Before the current thread blocks inside an actor run (a handler waiting for a reply): the
+/// task in this worker's LIFO slot, if any, goes to the shared queue, where other workers can
+/// take it. Left in the slot, only this (blocked) worker could run it: a reply it must give
+/// would never come.
+pub(crate) fn flush_lifo() {
+    let left = LIFO.with(|slot| {
+        slot.borrow_mut()
+            .as_mut()
+            .and_then(|(shared, lifo)| lifo.take().map(|task| (*shared, task)))
+    });
+    if let Some((shared, task)) = left {
+        // SAFETY: the slot names the driver of the worker running on this thread, which holds
+        // an `Arc` of it for as long as the slot is set.
+        unsafe { &*shared }.push_global(task);
     }
 }
 
@@ -39,12 +138,15 @@ struct Scheduler(Arc<Shared>);
 
 impl Schedule for Scheduler {
     fn schedule(&self, task: Runnable) {
-        let mut state = self.0.lock();
-        state.queue.push_back(task);
-        let wake = state.idle.pop();
-        drop(state);
-        if let Some(w) = wake {
-            w.wake();
+        let me = Arc::as_ptr(&self.0);
+        // From a run of one of our workers: the task goes to its LIFO slot, and whatever was
+        // there moves to the shared queue.
+        let overflow = LIFO.with(|slot| match &mut *slot.borrow_mut() {
+            Some((driver, lifo)) if *driver == me => lifo.replace(task),
+            _ => Some(task),
+        });
+        if let Some(task) = overflow {
+            self.0.push_global(task);
         }
     }
 }
@@ -77,10 +179,9 @@ impl FutureDriver {
     /// A driver with an empty run queue and no worker yet.
     pub fn new() -> Self {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                idle: Vec::new(),
-            }),
+            queue: Injector::new(),
+            idle: Mutex::new(Vec::new()),
+            idle_count: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
         });
         let system = System::new(Scheduler(shared.clone()));
@@ -104,7 +205,8 @@ impl FutureDriver {
     /// Makes every worker complete (after its current run). Scheduled actors stay queued.
     pub fn stop(&self) {
         self.shared.stopped.store(true, Ordering::SeqCst);
-        let idle = std::mem::take(&mut self.shared.lock().idle);
+        let idle = std::mem::take(&mut *self.shared.lock_idle());
+        self.shared.idle_count.store(0, Ordering::Relaxed);
         for w in idle {
             w.wake();
         }
@@ -121,8 +223,7 @@ impl Drop for FutureDriver {
     fn drop(&mut self) {
         self.stop();
         // Queued runnables hold their actors: drop them to break the cycle with the system.
-        let left = std::mem::take(&mut self.shared.lock().queue);
-        drop(left);
+        while self.shared.pop().is_some() {}
     }
 }
 
@@ -136,26 +237,51 @@ impl Future for Worker {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let me = Arc::as_ptr(&self.shared);
+        // (A worker polled from inside an actor run of another driver: put that one back after.)
+        let outer = LIFO.with(|slot| slot.replace(Some((me, None))));
+        let result = self.runs(cx);
+        let left = LIFO.with(|slot| slot.replace(outer));
+        if let Some((_, Some(task))) = left {
+            // This worker may not be polled again soon: its slot's task goes where any worker
+            // can take it.
+            self.shared.push_global(task);
+        }
+        result
+    }
+}
+
+impl Worker {
+    /// Up to [`RUNS_PER_POLL`] runs, the LIFO slot first (at most [`LIFO_LIMIT`] in a row).
+    fn runs(&self, cx: &mut Context<'_>) -> Poll<()> {
         let budget = self.system.budget();
+        let mut lifo_streak = 0;
         for _ in 0..RUNS_PER_POLL {
             if self.shared.stopped.load(Ordering::SeqCst) {
                 return Poll::Ready(());
             }
-            let task = {
-                let mut state = self.shared.lock();
-                match state.queue.pop_front() {
-                    Some(task) => task,
-                    None => {
-                        // Idle: sleep until a schedule wakes us. Registered under the same lock
-                        // that schedules take, so no wake-up is lost.
-                        if !state.idle.iter().any(|w| w.will_wake(cx.waker())) {
-                            state.idle.push(cx.waker().clone());
-                        }
+            if lifo_streak < LIFO_LIMIT {
+                if let Some(task) = take_lifo() {
+                    lifo_streak += 1;
+                    task.run(budget);
+                    continue;
+                }
+            } else if let Some(task) = take_lifo() {
+                // Streak over: the slot's task waits its turn in the shared queue.
+                self.shared.push_global(task);
+            }
+            lifo_streak = 0;
+            match self.shared.pop() {
+                Some(task) => {
+                    task.run(budget);
+                }
+                // Idle: sleep until a schedule wakes us, unless a task came meanwhile.
+                None => {
+                    if self.shared.register_idle(cx.waker()) {
                         return Poll::Pending;
                     }
                 }
-            };
-            task.run(budget);
+            }
         }
         // Used our slice: let the executor run other tasks, then come back.
         cx.waker().wake_by_ref();

@@ -14,3 +14,10 @@ pub use future::spawn_on_tokio;
 pub use future::{block_on_with, FutureDriver, Worker, RUNS_PER_POLL};
 pub use manual::ManualDriver;
 pub use pool::ThreadPool;
+
+/// Called before the current thread blocks inside an actor run: schedules held back for this
+/// thread's worker go where other workers can take them.
+pub(crate) fn before_blocking() {
+    pool::flush_lifo();
+    future::flush_lifo();
+}

@@ -60,6 +60,23 @@ thread_local! {
     static LIFO: RefCell<Option<(*const Shared, Option<Runnable>)>> = const { RefCell::new(None) };
 }
 
+/// Before the current thread blocks inside an actor run (a handler waiting for a reply): the
+/// task in this worker's LIFO slot, if any, goes to the shared queue, where other workers can
+/// take it. Left in the slot, only this (blocked) worker could run it: a reply it must give
+/// would never come.
+pub(crate) fn flush_lifo() {
+    let left = LIFO.with(|slot| {
+        slot.borrow_mut()
+            .as_mut()
+            .and_then(|(shared, lifo)| lifo.take().map(|task| (*shared, task)))
+    });
+    if let Some((shared, task)) = left {
+        // SAFETY: the slot names the pool of the worker running on this thread, which holds
+        // an `Arc` of it for as long as the slot is set.
+        unsafe { &*shared }.push_global(task);
+    }
+}
+
 struct Scheduler(Arc<Shared>);
 
 impl Schedule for Scheduler {
