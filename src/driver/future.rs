@@ -19,15 +19,15 @@
 //! fence on each side makes at least one of them see the other, so no task is left queued
 //! with every worker idle.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crossbeam_deque::{Injector, Steal};
+use crossbeam_deque::Injector;
 
+use super::lifo::{self, LIFO_LIMIT};
 use crate::actor::{Runnable, Schedule, System};
 
 /// Actor runs a worker makes per poll before yielding to its executor.
@@ -48,12 +48,21 @@ impl Shared {
     }
 
     fn pop(&self) -> Option<Runnable> {
-        loop {
-            match self.queue.steal() {
-                Steal::Success(task) => return Some(task),
-                Steal::Empty => return None,
-                Steal::Retry => std::hint::spin_loop(),
-            }
+        lifo::steal(&self.queue)
+    }
+
+    /// The driver as a LIFO slot's owner.
+    fn owner(self: &Arc<Self>) -> lifo::Owner {
+        /// # Safety
+        ///
+        /// `shared` is a live `Shared` (see [`lifo::Owner::push_global`]).
+        unsafe fn push_global(shared: *const (), task: Runnable) {
+            // SAFETY: by the contract, `shared` points to the live `Shared` of this driver.
+            unsafe { &*shared.cast::<Shared>() }.push_global(task);
+        }
+        lifo::Owner {
+            driver: Arc::as_ptr(self).cast(),
+            push_global,
         }
     }
 
@@ -101,51 +110,13 @@ impl Shared {
     }
 }
 
-/// How many times in a row a worker may take its LIFO slot before looking at the shared queue.
-const LIFO_LIMIT: u32 = 16;
-
-thread_local! {
-    /// While a worker is polled on this thread: its driver, and its LIFO slot. An actor it runs
-    /// that schedules another actor of the same driver (a reply, the next hop of a ring) puts it
-    /// there, and the worker runs it next, with no trip through the shared queue (the thread
-    /// pool's LIFO slot, here per poll: the slot goes back to the shared queue when the poll
-    /// returns).
-    static LIFO: RefCell<Option<(*const Shared, Option<Runnable>)>> = const { RefCell::new(None) };
-}
-
-fn take_lifo() -> Option<Runnable> {
-    LIFO.with(|slot| slot.borrow_mut().as_mut().and_then(|(_, lifo)| lifo.take()))
-}
-
-/// Before the current thread blocks inside an actor run (a handler waiting for a reply): the
-/// task in this worker's LIFO slot, if any, goes to the shared queue, where other workers can
-/// take it. Left in the slot, only this (blocked) worker could run it: a reply it must give
-/// would never come.
-pub(crate) fn flush_lifo() {
-    let left = LIFO.with(|slot| {
-        slot.borrow_mut()
-            .as_mut()
-            .and_then(|(shared, lifo)| lifo.take().map(|task| (*shared, task)))
-    });
-    if let Some((shared, task)) = left {
-        // SAFETY: the slot names the driver of the worker running on this thread, which holds
-        // an `Arc` of it for as long as the slot is set.
-        unsafe { &*shared }.push_global(task);
-    }
-}
-
 struct Scheduler(Arc<Shared>);
 
 impl Schedule for Scheduler {
     fn schedule(&self, task: Runnable) {
-        let me = Arc::as_ptr(&self.0);
         // From a run of one of our workers: the task goes to its LIFO slot, and whatever was
         // there moves to the shared queue.
-        let overflow = LIFO.with(|slot| match &mut *slot.borrow_mut() {
-            Some((driver, lifo)) if *driver == me => lifo.replace(task),
-            _ => Some(task),
-        });
-        if let Some(task) = overflow {
+        if let Some(task) = lifo::offer(Arc::as_ptr(&self.0).cast(), task) {
             self.0.push_global(task);
         }
     }
@@ -237,12 +208,11 @@ impl Future for Worker {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let me = Arc::as_ptr(&self.shared);
-        // (A worker polled from inside an actor run of another driver: put that one back after.)
-        let outer = LIFO.with(|slot| slot.replace(Some((me, None))));
+        // The slot is per poll (`self` keeps the driver alive until `leave`); a worker polled
+        // from inside an actor run of another driver puts that one's back after.
+        let outer = lifo::enter(self.shared.owner());
         let result = self.runs(cx);
-        let left = LIFO.with(|slot| slot.replace(outer));
-        if let Some((_, Some(task))) = left {
+        if let Some(task) = lifo::leave(outer) {
             // This worker may not be polled again soon: its slot's task goes where any worker
             // can take it.
             self.shared.push_global(task);
@@ -261,12 +231,12 @@ impl Worker {
                 return Poll::Ready(());
             }
             if lifo_streak < LIFO_LIMIT {
-                if let Some(task) = take_lifo() {
+                if let Some(task) = lifo::take() {
                     lifo_streak += 1;
                     task.run(budget);
                     continue;
                 }
-            } else if let Some(task) = take_lifo() {
+            } else if let Some(task) = lifo::take() {
                 // Streak over: the slot's task waits its turn in the shared queue.
                 self.shared.push_global(task);
             }

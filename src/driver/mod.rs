@@ -4,6 +4,7 @@
 //! [`Runnable`](crate::Runnable)s it is given.
 
 mod future;
+mod lifo;
 mod manual;
 mod pool;
 
@@ -18,6 +19,5 @@ pub use pool::ThreadPool;
 /// Called before the current thread blocks inside an actor run: schedules held back for this
 /// thread's worker go where other workers can take them.
 pub(crate) fn before_blocking() {
-    pool::flush_lifo();
-    future::flush_lifo();
+    lifo::flush();
 }

@@ -4,7 +4,7 @@
 //! push, a worker takes with a steal, nobody waits on a lock) plus, per worker, a LIFO slot:
 //! an actor scheduled by the actor a worker is running (a reply, the next hop of a ring) runs
 //! next on the same worker, with its data still in cache and no trip through the shared queue
-//! (tokio's LIFO-slot idea). The slot is used at most [`LIFO_LIMIT`] times in a row, so that
+//! (tokio's LIFO-slot idea). The slot is used at most `LIFO_LIMIT` times in a row, so that
 //! the shared queue is not starved.
 //!
 //! A worker with nothing to do looks again for a little while ([`SPINS`] yields), then sleeps
@@ -16,17 +16,14 @@
 //! protocol, its argument and its loom model are the mailbox crate's
 //! [`Sleepers`](crate::mailbox::Sleepers).
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use crossbeam_deque::{Injector, Steal};
+use crossbeam_deque::Injector;
 
+use super::lifo::{self, LIFO_LIMIT};
 use crate::actor::{Runnable, Schedule, System};
 use crate::mailbox::Sleepers;
-
-/// How many times in a row a worker may take its LIFO slot before looking at the shared queue.
-const LIFO_LIMIT: u32 = 16;
 
 /// How many times an idle worker yields and looks at the shared queue again before it sleeps.
 const SPINS: u32 = 64;
@@ -45,35 +42,22 @@ impl Shared {
     }
 
     fn pop_global(&self) -> Option<Runnable> {
-        loop {
-            match self.tasks.steal() {
-                Steal::Success(task) => return Some(task),
-                Steal::Empty => return None,
-                Steal::Retry => std::hint::spin_loop(),
-            }
-        }
+        lifo::steal(&self.tasks)
     }
-}
 
-thread_local! {
-    /// The LIFO slot of the current worker thread, with the pool it belongs to.
-    static LIFO: RefCell<Option<(*const Shared, Option<Runnable>)>> = const { RefCell::new(None) };
-}
-
-/// Before the current thread blocks inside an actor run (a handler waiting for a reply): the
-/// task in this worker's LIFO slot, if any, goes to the shared queue, where other workers can
-/// take it. Left in the slot, only this (blocked) worker could run it: a reply it must give
-/// would never come.
-pub(crate) fn flush_lifo() {
-    let left = LIFO.with(|slot| {
-        slot.borrow_mut()
-            .as_mut()
-            .and_then(|(shared, lifo)| lifo.take().map(|task| (*shared, task)))
-    });
-    if let Some((shared, task)) = left {
-        // SAFETY: the slot names the pool of the worker running on this thread, which holds
-        // an `Arc` of it for as long as the slot is set.
-        unsafe { &*shared }.push_global(task);
+    /// The pool as a LIFO slot's owner.
+    fn owner(self: &Arc<Self>) -> lifo::Owner {
+        /// # Safety
+        ///
+        /// `shared` is a live `Shared` (see [`lifo::Owner::push_global`]).
+        unsafe fn push_global(shared: *const (), task: Runnable) {
+            // SAFETY: by the contract, `shared` points to the live `Shared` of this pool.
+            unsafe { &*shared.cast::<Shared>() }.push_global(task);
+        }
+        lifo::Owner {
+            driver: Arc::as_ptr(self).cast(),
+            push_global,
+        }
     }
 }
 
@@ -81,14 +65,9 @@ struct Scheduler(Arc<Shared>);
 
 impl Schedule for Scheduler {
     fn schedule(&self, task: Runnable) {
-        let me = Arc::as_ptr(&self.0);
         // On one of our workers: the task goes to its LIFO slot, and whatever was there moves
         // to the shared queue.
-        let overflow = LIFO.with(|slot| match &mut *slot.borrow_mut() {
-            Some((pool, lifo)) if *pool == me => lifo.replace(task),
-            _ => Some(task),
-        });
-        if let Some(task) = overflow {
+        if let Some(task) = lifo::offer(Arc::as_ptr(&self.0).cast(), task) {
             self.0.push_global(task);
         }
     }
@@ -175,21 +154,20 @@ impl Drop for ThreadPool {
 }
 
 fn worker(shared: &Arc<Shared>, system: &System) {
-    LIFO.with(|slot| *slot.borrow_mut() = Some((Arc::as_ptr(shared), None)));
-    let take_lifo =
-        || LIFO.with(|slot| slot.borrow_mut().as_mut().and_then(|(_, lifo)| lifo.take()));
+    // The worker keeps `shared` alive until `leave`, at the end of this function.
+    let outer = lifo::enter(shared.owner());
     let mut lifo_streak = 0;
     loop {
         if shared.sleepers.is_stopping() {
             break;
         }
         if lifo_streak < LIFO_LIMIT {
-            if let Some(task) = take_lifo() {
+            if let Some(task) = lifo::take() {
                 lifo_streak += 1;
                 task.run(system.budget());
                 continue;
             }
-        } else if let Some(task) = take_lifo() {
+        } else if let Some(task) = lifo::take() {
             // Streak over: the slot's task waits its turn in the shared queue.
             shared.push_global(task);
         }
@@ -217,5 +195,5 @@ fn worker(shared: &Arc<Shared>, system: &System) {
         task.run(system.budget());
     }
     // Drop a task left in the slot (it holds its actor).
-    LIFO.with(|slot| slot.borrow_mut().take());
+    drop(lifo::leave(outer));
 }

@@ -1,0 +1,92 @@
+//! The LIFO slot of the worker running on this thread, shared by the built-in drivers
+//! ([`ThreadPool`](crate::ThreadPool) workers, [`FutureDriver`](crate::FutureDriver) workers
+//! while polled), and the steal loop over their shared queue.
+//!
+//! An actor that a worker runs and that schedules another actor of the same driver (a reply,
+//! the next hop of a ring) puts it in the worker's slot, and the worker runs it next, with its
+//! data still in cache and no trip through the shared queue (tokio's LIFO-slot idea). A worker
+//! takes its slot at most [`LIFO_LIMIT`] times in a row, so that the shared queue is not
+//! starved; a thread about to block inside a run hands the slot's task to the shared queue
+//! ([`flush`]), or only the blocked worker could run it.
+
+use std::cell::RefCell;
+
+use crossbeam_deque::{Injector, Steal};
+
+use crate::actor::Runnable;
+
+/// How many times in a row a worker may take its LIFO slot before looking at the shared queue.
+pub(super) const LIFO_LIMIT: u32 = 16;
+
+/// The driver of the worker running on this thread.
+#[derive(Clone, Copy)]
+pub(super) struct Owner {
+    /// The driver's shared state (opaque here; it identifies the driver).
+    pub(super) driver: *const (),
+    /// Pushes a task to that driver's shared queue.
+    ///
+    /// # Safety
+    ///
+    /// Called only with `driver`, while the worker that set this owner holds the driver's
+    /// shared state alive.
+    pub(super) push_global: unsafe fn(*const (), Runnable),
+}
+
+thread_local! {
+    static SLOT: RefCell<Option<(Owner, Option<Runnable>)>> = const { RefCell::new(None) };
+}
+
+/// Makes `owner`'s worker the one running on this thread, with an empty slot; returns what
+/// was there before, for [`leave`]. The worker must keep `owner.driver` alive until `leave`.
+pub(super) fn enter(owner: Owner) -> Option<(Owner, Option<Runnable>)> {
+    SLOT.with(|slot| slot.replace(Some((owner, None))))
+}
+
+/// Ends the current worker's turn on this thread, putting back what [`enter`] returned; gives
+/// the task left in its slot, if any.
+pub(super) fn leave(outer: Option<(Owner, Option<Runnable>)>) -> Option<Runnable> {
+    SLOT.with(|slot| slot.replace(outer))
+        .and_then(|(_, task)| task)
+}
+
+/// Takes the task in the current worker's slot.
+pub(super) fn take() -> Option<Runnable> {
+    SLOT.with(|slot| slot.borrow_mut().as_mut().and_then(|(_, task)| task.take()))
+}
+
+/// Puts `task` in the slot if the worker running on this thread belongs to `driver`; returns
+/// what must go to the shared queue instead (the task, or the one it displaced).
+pub(super) fn offer(driver: *const (), task: Runnable) -> Option<Runnable> {
+    SLOT.with(|slot| match &mut *slot.borrow_mut() {
+        Some((owner, lifo)) if owner.driver == driver => lifo.replace(task),
+        _ => Some(task),
+    })
+}
+
+/// Before the current thread blocks inside an actor run (a handler waiting for a reply): the
+/// task in this worker's slot, if any, goes to its driver's shared queue, where other workers
+/// can take it. Left in the slot, only this (blocked) worker could run it: a reply it must give
+/// would never come.
+pub(crate) fn flush() {
+    let left = SLOT.with(|slot| {
+        slot.borrow_mut()
+            .as_mut()
+            .and_then(|(owner, task)| task.take().map(|task| (*owner, task)))
+    });
+    if let Some((owner, task)) = left {
+        // SAFETY: the owner was set by the worker running on this thread (`enter`), which
+        // keeps its driver alive until `leave`; we are inside that span.
+        unsafe { (owner.push_global)(owner.driver, task) };
+    }
+}
+
+/// Takes a task from a shared queue (retrying a steal that raced with another).
+pub(super) fn steal(queue: &Injector<Runnable>) -> Option<Runnable> {
+    loop {
+        match queue.steal() {
+            Steal::Success(task) => return Some(task),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}
