@@ -51,6 +51,13 @@ fn mark(pid: &Pid, mark: u8) -> bool {
 /// (loom-checked). Each slot holds the actor's `Pid` itself (32 bytes a live actor).
 pub(crate) struct Slab(GenerationalSlab<Pid>);
 
+fn actor_id(id: SlabId) -> ActorId {
+    ActorId {
+        index: id.index,
+        generation: id.generation,
+    }
+}
+
 fn slab_id(id: ActorId) -> SlabId {
     SlabId {
         index: id.index,
@@ -65,16 +72,7 @@ impl Slab {
 
     /// Takes a slot for `pid` (made by `make` from the new id). `None` when ids run out.
     pub(crate) fn insert(&self, make: impl FnOnce(ActorId) -> Pid) -> Option<ActorId> {
-        let id = self.0.insert(|id| {
-            make(ActorId {
-                index: id.index,
-                generation: id.generation,
-            })
-        })?;
-        Some(ActorId {
-            index: id.index,
-            generation: id.generation,
-        })
+        self.0.insert(|id| make(actor_id(id))).map(actor_id)
     }
 
     /// The address of `id`, if it is still alive: a stale id never resolves.

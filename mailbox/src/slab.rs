@@ -264,13 +264,7 @@ impl<T> Slab<T> {
     /// Removes `id`'s entry and drops it: the id never resolves again. Returns `false` if it
     /// was already removed (or never inserted).
     pub fn remove(&self, id: SlabId) -> bool {
-        match self.take(id) {
-            Some(entry) => {
-                drop(entry);
-                true
-            }
-            None => false,
-        }
+        self.take(id).is_some()
     }
 
     /// Removes `id`'s entry and returns it: the id never resolves again. `None` if it was

@@ -160,55 +160,53 @@ impl Sleepers {
         if !crate::sync::mutant("sleep_no_fence") {
             fence(Ordering::SeqCst);
         }
-        if has_work() {
+        let found_work = has_work();
+        if !found_work && !self.stopping.load(Ordering::SeqCst) {
+            loop {
+                sleep = self
+                    .ready
+                    .wait(sleep)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if sleep.notified > 0 {
+                    sleep.notified -= 1;
+                    break;
+                }
+                if self.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+        }
+        sleep.sleepers -= 1;
+        if found_work && last_searcher && !crate::sync::mutant("sleep_found_work_no_wake") {
             // A searcher that found work after all: as in `stop_searching_with_work`, the
             // last one wakes a sleeper for whatever it will not take itself (schedules
             // skipped their wake-ups while it searched).
-            sleep.sleepers -= 1;
-            if last_searcher
-                && sleep.sleepers > sleep.notified
-                && !crate::sync::mutant("sleep_found_work_no_wake")
-            {
-                sleep.notified += 1;
-                self.idle
-                    .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
-                drop(sleep);
-                self.ready.notify_one();
-                return;
-            }
+            self.wake_one_locked(sleep);
         } else {
-            if !self.stopping.load(Ordering::SeqCst) {
-                loop {
-                    sleep = self
-                        .ready
-                        .wait(sleep)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if sleep.notified > 0 {
-                        sleep.notified -= 1;
-                        break;
-                    }
-                    if self.stopping.load(Ordering::SeqCst) {
-                        break;
-                    }
-                }
-            }
-            sleep.sleepers -= 1;
+            self.idle
+                .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
         }
-        self.idle
-            .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
     }
 
     /// Wakes one sleeper that nobody is waking yet, if there is one.
     fn wake_one(&self) {
         if self.idle.load(Ordering::Relaxed) > 0 {
-            let mut sleep = self.lock();
-            if sleep.sleepers > sleep.notified {
-                sleep.notified += 1;
-                self.idle
-                    .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
-                drop(sleep);
-                self.ready.notify_one();
-            }
+            self.wake_one_locked(self.lock());
+        }
+    }
+
+    /// [`wake_one`](Self::wake_one) under the lock: hands a wake-up to a sleeper that nobody is
+    /// waking yet, if there is one, and publishes `idle`.
+    fn wake_one_locked(&self, mut sleep: MutexGuard<'_, SleepCount>) {
+        let wake = sleep.sleepers > sleep.notified;
+        if wake {
+            sleep.notified += 1;
+        }
+        self.idle
+            .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
+        drop(sleep);
+        if wake {
+            self.ready.notify_one();
         }
     }
 

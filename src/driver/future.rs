@@ -27,7 +27,7 @@ use std::task::{Context, Poll, Waker};
 
 use crossbeam_deque::Injector;
 
-use super::lifo::{self, LIFO_LIMIT};
+use super::lifo;
 use crate::actor::{Runnable, Schedule, System};
 
 /// Actor runs a worker makes per poll before yielding to its executor.
@@ -89,9 +89,7 @@ impl Shared {
         self.idle_count.store(idle.len(), Ordering::Relaxed);
         false
     }
-}
 
-impl Shared {
     fn push_global(&self, task: Runnable) {
         self.queue.push(task);
         // Dekker with `register_idle`: the push, then the look at idle workers.
@@ -222,7 +220,7 @@ impl Future for Worker {
 }
 
 impl Worker {
-    /// Up to [`RUNS_PER_POLL`] runs, the LIFO slot first (at most [`LIFO_LIMIT`] in a row).
+    /// Up to [`RUNS_PER_POLL`] runs, the LIFO slot first (see `lifo::take_in_turn`).
     fn runs(&self, cx: &mut Context<'_>) -> Poll<()> {
         let budget = self.system.budget();
         let mut lifo_streak = 0;
@@ -230,17 +228,10 @@ impl Worker {
             if self.shared.stopped.load(Ordering::SeqCst) {
                 return Poll::Ready(());
             }
-            if lifo_streak < LIFO_LIMIT {
-                if let Some(task) = lifo::take() {
-                    lifo_streak += 1;
-                    task.run(budget);
-                    continue;
-                }
-            } else if let Some(task) = lifo::take() {
-                // Streak over: the slot's task waits its turn in the shared queue.
-                self.shared.push_global(task);
+            if let Some(task) = lifo::take_in_turn(&mut lifo_streak) {
+                task.run(budget);
+                continue;
             }
-            lifo_streak = 0;
             match self.shared.pop() {
                 Some(task) => {
                     task.run(budget);

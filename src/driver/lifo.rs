@@ -16,7 +16,7 @@ use crossbeam_deque::{Injector, Steal};
 use crate::actor::Runnable;
 
 /// How many times in a row a worker may take its LIFO slot before looking at the shared queue.
-pub(super) const LIFO_LIMIT: u32 = 16;
+const LIFO_LIMIT: u32 = 16;
 
 /// The driver of the worker running on this thread.
 #[derive(Clone, Copy)]
@@ -49,9 +49,21 @@ pub(super) fn leave(outer: Option<(Owner, Option<Runnable>)>) -> Option<Runnable
         .and_then(|(_, task)| task)
 }
 
-/// Takes the task in the current worker's slot.
-pub(super) fn take() -> Option<Runnable> {
-    SLOT.with(|slot| slot.borrow_mut().as_mut().and_then(|(_, task)| task.take()))
+/// The task in the current worker's slot, if it may run next: `streak` counts the slot's tasks
+/// run in a row. After [`LIFO_LIMIT`] of them, or when the slot is empty, the streak ends
+/// (`None`), and a task left in the slot waits its turn in the shared queue.
+pub(super) fn take_in_turn(streak: &mut u32) -> Option<Runnable> {
+    if *streak < LIFO_LIMIT {
+        let task = SLOT.with(|slot| slot.borrow_mut().as_mut().and_then(|(_, task)| task.take()));
+        if task.is_some() {
+            *streak += 1;
+            return task;
+        }
+    } else {
+        flush();
+    }
+    *streak = 0;
+    None
 }
 
 /// Puts `task` in the slot if the worker running on this thread belongs to `driver`; returns

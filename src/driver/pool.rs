@@ -4,7 +4,7 @@
 //! push, a worker takes with a steal, nobody waits on a lock) plus, per worker, a LIFO slot:
 //! an actor scheduled by the actor a worker is running (a reply, the next hop of a ring) runs
 //! next on the same worker, with its data still in cache and no trip through the shared queue
-//! (tokio's LIFO-slot idea). The slot is used at most `LIFO_LIMIT` times in a row, so that
+//! (tokio's LIFO-slot idea, `driver/lifo.rs`). The slot is used at most 16 times in a row, so that
 //! the shared queue is not starved.
 //!
 //! A worker with nothing to do looks again for a little while ([`SPINS`] yields), then sleeps
@@ -21,7 +21,7 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam_deque::Injector;
 
-use super::lifo::{self, LIFO_LIMIT};
+use super::lifo;
 use crate::actor::{Runnable, Schedule, System};
 use crate::mailbox::Sleepers;
 
@@ -161,17 +161,10 @@ fn worker(shared: &Arc<Shared>, system: &System) {
         if shared.sleepers.is_stopping() {
             break;
         }
-        if lifo_streak < LIFO_LIMIT {
-            if let Some(task) = lifo::take() {
-                lifo_streak += 1;
-                task.run(system.budget());
-                continue;
-            }
-        } else if let Some(task) = lifo::take() {
-            // Streak over: the slot's task waits its turn in the shared queue.
-            shared.push_global(task);
+        if let Some(task) = lifo::take_in_turn(&mut lifo_streak) {
+            task.run(system.budget());
+            continue;
         }
-        lifo_streak = 0;
         let task = match shared.pop_global() {
             Some(task) => task,
             None => {
