@@ -589,15 +589,24 @@ pub trait Schedule: Send + Sync + 'static {
 /// hop. A runnable for an actor that has stopped holds a reference of its own. See
 /// `Runnable::new` (a private function, documented in the source) for why the borrow cannot
 /// outlive the cell.
+///
+/// # Layout
+///
+/// Two words, so that the hosts move it in registers: the cell's (wide) pointer, whose data
+/// address has its low bit set when the runnable owns a reference ([`OWNED`](Self::OWNED); a
+/// cell is aligned to at least 8). The mailbox's run token is not stored: it was set aside
+/// ([`RunToken::set_aside`]) when the runnable was made, and the run reclaims it.
 pub struct Runnable {
     cell: NonNull<dyn RunCell>,
-    /// `cell` came from `Arc::into_raw` and this runnable owns that reference.
-    owned: bool,
-    token: RunToken,
 }
 
-// SAFETY: a runnable is only a pointer to a cell (`RunCell: Send + Sync`) plus a token (`Send`);
-// the cell stays alive for as long as the runnable exists (see `Runnable::new`).
+// Two words (see "Layout"): the hosts' queues and slots move it in registers.
+const _: () =
+    assert!(core::mem::size_of::<Option<Runnable>>() == 2 * core::mem::size_of::<usize>());
+
+// SAFETY: a runnable is only a pointer to a cell (`RunCell: Send + Sync`) plus the right to run
+// it (a token, which is `Send`); the cell stays alive for as long as the runnable exists (see
+// `Runnable::new`).
 unsafe impl Send for Runnable {}
 
 /// What a run did.
@@ -612,6 +621,10 @@ pub enum RunOutcome {
 }
 
 impl Runnable {
+    /// The tag bit in the cell pointer's address: this runnable owns a reference to the cell
+    /// (from `Arc::into_raw`).
+    const OWNED: usize = 1;
+
     /// The runnable of `cell`, for the holder of its mailbox's `token`.
     ///
     /// Borrowed (no reference taken) while the cell's mailbox is open. This is sound because:
@@ -625,39 +638,52 @@ impl Runnable {
     /// * a mailbox closed earlier is seen as closed: the close is an RMW on the state word
     ///   before that run's `finish` (Release), and every token after that comes from a notify
     ///   that reads that finish (AcqRel) or from the same thread.
+    ///
+    /// The token is set aside, to be reclaimed by the run (`RunCell::run`): the runnable stands
+    /// for it until then.
     fn new<A: Actor>(cell: &Arc<Cell<A>>, token: RunToken) -> Self {
-        let (ptr, owned) = if !cell.mailbox.is_closed() {
-            let ptr: *const dyn RunCell = Arc::<Cell<A>>::as_ptr(cell);
-            (ptr, false)
+        const { assert!(core::mem::align_of::<Cell<A>>() > Self::OWNED) };
+        token.set_aside();
+        let ptr: *const dyn RunCell = if !cell.mailbox.is_closed() {
+            Arc::<Cell<A>>::as_ptr(cell)
         } else {
             let owned: Arc<dyn RunCell> = cell.clone();
-            (Arc::into_raw(owned), true)
+            Arc::into_raw(owned).map_addr(|a| a | Self::OWNED)
         };
         Runnable {
-            // SAFETY: a pointer to an `Arc`'s value is never null.
+            // SAFETY: a pointer to an `Arc`'s value is never null (nor is it with a tag bit).
             cell: unsafe { NonNull::new_unchecked(ptr.cast_mut()) },
-            owned,
-            token,
         }
     }
 
+    /// The cell's pointer without the tag, and whether this runnable owns a reference to it.
+    fn untagged(&self) -> (*const dyn RunCell, bool) {
+        let ptr = self.cell.as_ptr().cast_const();
+        (
+            ptr.map_addr(|a| a & !Self::OWNED),
+            ptr.addr() & Self::OWNED != 0,
+        )
+    }
+
     fn cell(&self) -> &dyn RunCell {
-        // SAFETY: the cell outlives this runnable (see `new`).
-        unsafe { self.cell.as_ref() }
+        // SAFETY: the cell outlives this runnable (see `new`), and the pointer without its tag
+        // is the one `new` was given.
+        unsafe { &*self.untagged().0 }
     }
 
     /// Runs the actor: handles up to `budget` user messages (signals first, not counted),
     /// then yields.
     pub fn run(self, budget: usize) -> RunOutcome {
         let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is not used again, and its token is moved out exactly once (the
-        // runnable is not dropped: `ManuallyDrop`).
-        let token = unsafe { core::ptr::read(&this.token) };
-        let outcome = this.cell().run(token, budget);
-        if this.owned {
-            // SAFETY: the reference this runnable owned, from `Arc::into_raw` in `new`; the run
-            // is over and nothing uses the pointer after this.
-            drop(unsafe { Arc::from_raw(this.cell.as_ptr().cast_const()) });
+        let (cell, owned) = this.untagged();
+        // SAFETY: the cell is alive (see `new`); this runnable stands for the token set aside in
+        // `new`, and is consumed here without being dropped (`ManuallyDrop`), so the token is
+        // reclaimed once.
+        let outcome = unsafe { (*cell).run(budget) };
+        if owned {
+            // SAFETY: the reference this runnable owned, from `Arc::into_raw` in `new` (tag
+            // removed); the run is over and nothing uses the pointer after this.
+            drop(unsafe { Arc::from_raw(cell) });
         }
         outcome
     }
@@ -670,10 +696,11 @@ impl Runnable {
 
 impl Drop for Runnable {
     fn drop(&mut self) {
-        if self.owned {
-            // SAFETY: the reference this runnable owned, from `Arc::into_raw` in `new`, released
-            // once (a runnable that runs does not drop: see `run`).
-            drop(unsafe { Arc::from_raw(self.cell.as_ptr().cast_const()) });
+        let (cell, owned) = self.untagged();
+        if owned {
+            // SAFETY: the reference this runnable owned, from `Arc::into_raw` in `new` (tag
+            // removed), released once (a runnable that runs does not drop: see `run`).
+            drop(unsafe { Arc::from_raw(cell) });
         }
     }
 }
@@ -688,7 +715,12 @@ impl fmt::Debug for Runnable {
 
 trait RunCell: Send + Sync {
     /// Runs the cell, which must live in an `Arc` (every cell does: `spawn_cell`).
-    fn run(&self, token: RunToken, budget: usize) -> RunOutcome;
+    ///
+    /// # Safety
+    ///
+    /// The caller stands for the cell's mailbox token, set aside ([`RunToken::set_aside`])
+    /// and not reclaimed since: the run reclaims it (a [`Runnable`] is such a caller).
+    unsafe fn run(&self, budget: usize) -> RunOutcome;
     fn id(&self) -> ActorId;
     fn signal(self: Arc<Self>, signal: Signal) -> Result<(), Signal>;
     fn is_alive(&self) -> bool;
@@ -1527,7 +1559,9 @@ impl<A: Actor> Cell<A> {
 }
 
 impl<A: Actor> RunCell for Cell<A> {
-    fn run(&self, token: RunToken, budget: usize) -> RunOutcome {
+    unsafe fn run(&self, budget: usize) -> RunOutcome {
+        // SAFETY: the caller set this mailbox's token aside and hands it to us (the contract).
+        let token = unsafe { self.mailbox.reclaim_token() };
         // SAFETY: every cell is made by `Arc::new` (`spawn_cell`), so `self` points into an
         // `Arc`'s allocation; `ManuallyDrop` keeps this view from releasing a reference it
         // does not own. The caller's runnable keeps the cell alive until the run returns,

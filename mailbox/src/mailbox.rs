@@ -68,6 +68,32 @@ pub struct RunToken {
     mailbox: usize,
 }
 
+impl RunToken {
+    /// Sets the token aside without running it: the mailbox stays scheduled, and the only way
+    /// back to a token is [`Mailbox::reclaim_token`] on the same mailbox.
+    ///
+    /// For a host whose task is already a pointer to the mailbox's owner: it keeps the token
+    /// implicit instead of storing it (a word less per queued task).
+    ///
+    /// ```
+    /// use airssys_rt_mailbox::{Boxed, Mailbox};
+    ///
+    /// let mailbox: Mailbox<Boxed<u32>> = Mailbox::unbounded();
+    /// let token = mailbox.try_push(Boxed::new(7)).unwrap().expect("idle: the push schedules it");
+    /// token.set_aside();
+    /// // Later, where the host runs the task:
+    /// // SAFETY: the one token of this mailbox was set aside above and not reclaimed since.
+    /// let token = unsafe { mailbox.reclaim_token() };
+    /// let mut run = mailbox.begin_run(token);
+    /// assert!(run.pop().is_some());
+    /// assert!(run.finish(false).is_none());
+    /// ```
+    #[inline]
+    pub fn set_aside(self) {
+        let RunToken { .. } = self;
+    }
+}
+
 /// A message taken from a [`Mailbox`]: from the system lane or from the user lane.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received<U, S> {
@@ -200,6 +226,18 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
     #[inline]
     pub fn notify(&self) -> Option<RunToken> {
         self.state.wake().then(|| self.token())
+    }
+
+    /// The token that [`RunToken::set_aside`] set aside.
+    ///
+    /// # Safety
+    ///
+    /// A token of this mailbox was set aside and has not been reclaimed since: the call turns
+    /// that one back into a token. Reclaiming without one, or twice, would make a second token,
+    /// hence two consumers of the queues at once (invariant S1 of `state`).
+    #[inline]
+    pub unsafe fn reclaim_token(&self) -> RunToken {
+        self.token()
     }
 
     /// Closes the mailbox: later pushes fail with their message back. Returns `true` if this
