@@ -73,6 +73,7 @@ pub fn set_thread_pool_config(config: PoolConfig) {
 /// Runs `f` with this thread's arena writer (created on first use).
 ///
 /// Re-entrant calls (from inside `f`) get a temporary writer of their own.
+#[inline]
 pub fn with_writer<R>(f: impl FnOnce(&mut ArenaWriter) -> R) -> R {
     let mut f = Some(f);
     let result = WRITER.try_with(|cell| {
