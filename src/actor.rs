@@ -1958,13 +1958,17 @@ impl<A: Actor> ActorRef<A> {
         // back if not). A second look would be one more read of a cache line the receiver
         // writes, on every send (perf showed it in cross-thread fan-in).
         let written = arena::with_writer(|w| match w.write_plain(letter) {
+            // Arm by arm, not `other => other`: a whole-value copy of the result reloads it
+            // with wider loads than its fields were stored with (a store-forwarding stall on
+            // every send, seen with perf).
+            Ok(env) => Ok(env),
             Err((letter, crate::mailbox::WriteError::Exhausted)) if waker.is_some() => {
                 w.retire_current();
                 w.register_waiter(waker.expect("checked"));
                 // Space may have come back before we registered: one more try.
                 w.write_plain(letter)
             }
-            other => other,
+            Err(e) => Err(e),
         });
         let env = match written {
             Ok(env) => env,
