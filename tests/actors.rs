@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airssys_rt::{
-    Actor, ActorId, AskError, Ctx, ExitReason, Handler, ManualDriver, MonitorRef, Pid,
+    Actor, ActorId, ActorRef, AskError, Ctx, ExitReason, Handler, ManualDriver, MonitorRef, Pid,
     RegisterError, SendError, SpawnError, ThreadPool,
 };
 
@@ -483,6 +483,69 @@ fn send_waits_for_arena_space_and_loses_nothing() {
         .unwrap();
     assert_eq!(rt.block_on(sum.send(7)), Err(SendError::Dead(7)));
     assert_eq!(sum.try_tell(8), Err(SendError::Dead(8)));
+}
+
+/// Passes a countdown back and forth with its peer (set after spawning).
+struct Volley {
+    peer: Option<ActorRef<Volley>>,
+    hits: Arc<AtomicUsize>,
+}
+impl Actor for Volley {}
+impl Handler<ActorRef<Volley>> for Volley {
+    type Reply = ();
+    fn handle(&mut self, peer: ActorRef<Volley>, _: &mut Ctx<Self>) {
+        self.peer = Some(peer);
+    }
+}
+impl Handler<u64> for Volley {
+    type Reply = ();
+    fn handle(&mut self, left: u64, _: &mut Ctx<Self>) {
+        self.hits.fetch_add(1, Ordering::SeqCst);
+        if left > 0 {
+            let peer = self.peer.as_ref().expect("peer set first");
+            peer.tell(left - 1)
+                .expect("a two-chunk arena is enough for one letter in flight");
+        }
+    }
+}
+
+/// The drivers hold back the chunk references of received letters across runs (one
+/// `fetch_sub` for many); a tiny arena must still recycle its chunks while they do, and never
+/// refuse a send for want of a chunk that only this thread's held-back references pin.
+#[test]
+fn a_long_volley_in_a_two_chunk_arena_recycles_its_chunks() {
+    const HOPS: u64 = 20_000;
+    let d = ManualDriver::new(3);
+    airssys_rt::arena::set_thread_pool_config(
+        airssys_rt::mailbox::PoolConfig::default()
+            .chunk_size(4096)
+            .max_bytes(2 * 4096),
+    );
+    let hits = Arc::new(AtomicUsize::new(0));
+    let spawn = || {
+        d.system()
+            .spawn(Volley {
+                peer: None,
+                hits: hits.clone(),
+            })
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    a.tell(b.clone()).unwrap();
+    b.tell(a.clone()).unwrap();
+    d.run_until_idle();
+    a.tell(HOPS).unwrap();
+    d.run_until_idle();
+    assert_eq!(hits.load(Ordering::SeqCst), HOPS as usize + 1);
+    let stats = airssys_rt::arena::with_writer(|w| w.stats());
+    assert!(stats.bytes <= 2 * 4096, "the pool grew: {stats:?}");
+    assert!(
+        stats.chunks_recycled > 10,
+        "chunks were not recycled: {stats:?}"
+    );
+    a.stop();
+    b.stop();
+    d.run_until_idle();
 }
 
 #[test]

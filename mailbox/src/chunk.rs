@@ -272,12 +272,15 @@ impl Drop for ChunkRef {
 /// letters from one chunk gives their references back with one atomic `fetch_sub` instead of
 /// one per letter.
 ///
-/// The runtime opens one around each actor run. Releases are counted per chunk in a
-/// thread-local: a release on another chunk, the end of the outermost batch, and
-/// [`ReleaseBatch::flush`] give the counted references back. So a thread holds back at most
-/// one chunk's references, and only until its run ends or it is about to wait: the arena's
-/// waits (`register_waiter`) and the runtime's blocking waits flush first, so a thread never
-/// waits for a chunk it holds back itself. Batches nest: an inner one does nothing. Under
+/// The runtime opens one around each actor run, and its drivers one around a stretch of runs
+/// (a pool worker's busy streak, a `FutureDriver` poll, a `ManualDriver` loop), so that the
+/// letters of a ping-pong, which come from one chunk, are given back with one `fetch_sub` for
+/// many hops. Releases are counted per chunk in a thread-local: a release on another chunk,
+/// the end of the outermost batch, and [`ReleaseBatch::flush`] give the counted references
+/// back. So a thread holds back at most one chunk's references, and only until it turns to
+/// another chunk, ends its batch, or is about to wait: a writer that finds its pool empty,
+/// the arena's waits (`register_waiter`), the runtime's blocking waits and an idle pool worker
+/// flush first, so a thread never waits for a chunk it holds back itself. Batches nest: an inner one does nothing. Under
 /// `cfg(loom)` releases are never deferred (the models check the atomic protocol, which this
 /// only coalesces).
 ///

@@ -29,6 +29,7 @@ use crossbeam_deque::Injector;
 
 use super::lifo;
 use crate::actor::{Runnable, Schedule, System};
+use crate::mailbox::chunk::ReleaseBatch;
 
 /// Actor runs a worker makes per poll before yielding to its executor.
 pub const RUNS_PER_POLL: usize = 64;
@@ -209,7 +210,11 @@ impl Future for Worker {
         // The slot is per poll (`self` keeps the driver alive until `leave`); a worker polled
         // from inside an actor run of another driver puts that one's back after.
         let outer = lifo::enter(self.shared.owner());
+        // Letters' chunk releases are coalesced across this poll's runs (given back when the
+        // batch ends, at the end of the poll).
+        let batch = ReleaseBatch::begin();
         let result = self.runs(cx);
+        drop(batch);
         if let Some(task) = lifo::leave(outer) {
             // This worker may not be polled again soon: its slot's task goes where any worker
             // can take it.

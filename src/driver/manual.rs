@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::actor::{Runnable, Schedule, System};
+use crate::mailbox::chunk::ReleaseBatch;
 use crate::timer::Timers;
 
 struct Queue {
@@ -248,6 +249,8 @@ impl ManualDriver {
     /// Runs until no actor is scheduled. Returns the number of runs.
     pub fn run_until_idle(&self) -> usize {
         let session = Session::enter(&self.queue);
+        // Chunk releases are coalesced across the runs, given back at the end.
+        let _batch = ReleaseBatch::begin();
         let mut runs = 0;
         while self.step_in(&session) {
             runs += 1;
@@ -258,6 +261,7 @@ impl ManualDriver {
     /// Runs at most `max` runs (for programs that never go idle). Returns the number of runs.
     pub fn run_steps(&self, max: usize) -> usize {
         let session = Session::enter(&self.queue);
+        let _batch = ReleaseBatch::begin();
         (0..max).take_while(|_| self.step_in(&session)).count()
     }
 

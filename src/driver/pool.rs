@@ -23,6 +23,7 @@ use crossbeam_deque::Injector;
 
 use super::lifo;
 use crate::actor::{Runnable, Schedule, System};
+use crate::mailbox::chunk::ReleaseBatch;
 use crate::mailbox::Sleepers;
 
 /// How many times an idle worker yields and looks at the shared queue again before it sleeps.
@@ -156,6 +157,10 @@ impl Drop for ThreadPool {
 fn worker(shared: &Arc<Shared>, system: &System) {
     // The worker keeps `shared` alive until `leave`, at the end of this function.
     let outer = lifo::enter(shared.owner());
+    // Letters' chunk releases are coalesced across the runs of a busy streak, not only within
+    // one run (a ping-pong's letters come from one chunk: one `fetch_sub` for many hops). At
+    // most one chunk is held back, and it is given back before the worker goes looking.
+    let _batch = ReleaseBatch::begin();
     let mut lifo_streak = 0;
     loop {
         if shared.sleepers.is_stopping() {
@@ -170,6 +175,7 @@ fn worker(shared: &Arc<Shared>, system: &System) {
             None => {
                 // Nothing now: look again for a little while (counted as searching, so that
                 // schedules meanwhile wake nobody), then sleep.
+                ReleaseBatch::flush();
                 shared.sleepers.start_searching();
                 for _ in 0..SPINS {
                     if !shared.tasks.is_empty() || shared.sleepers.is_stopping() {
