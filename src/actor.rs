@@ -593,7 +593,7 @@ pub trait Schedule: Send + Sync + 'static {
 /// # Layout
 ///
 /// Two words, so that the hosts move it in registers: the cell's (wide) pointer, whose data
-/// address has its low bit set when the runnable owns a reference ([`OWNED`](Self::OWNED); a
+/// address has its low bit set when the runnable owns a reference (`OWNED`; a
 /// cell is aligned to at least 8). The mailbox's run token is not stored: it was set aside
 /// ([`RunToken::set_aside`]) when the runnable was made, and the run reclaims it.
 pub struct Runnable {

@@ -12,17 +12,17 @@
 //! what is left in the slot when the poll returns goes to the shared queue.
 //!
 //! The run queue is crossbeam's lock-free `Injector` (a schedule is a push, a worker takes
-//! with a steal). Idle workers' wakers are kept under a mutex that only idle workers and the
-//! schedules that wake them take: a schedule reads a count of them first. Registering and
-//! scheduling are a Dekker pair, as in the thread pool's `Sleepers`: the worker publishes its
-//! waker, then looks at the queue; the schedule pushes, then looks at the count; a `SeqCst`
-//! fence on each side makes at least one of them see the other, so no task is left queued
-//! with every worker idle.
+//! with a steal). Idle workers' wakers are kept in the mailbox crate's [`IdleWakers`], under
+//! a mutex that only idle workers and the schedules that wake them take: a schedule reads a
+//! count of them first. Registering and scheduling are a Dekker pair, as in the thread pool's
+//! `Sleepers`: the worker publishes its waker, then looks at the queue; the schedule pushes,
+//! then looks at the count; a `SeqCst` fence on each side makes at least one of them see the
+//! other, so no task is left queued with every worker idle (loom model
+//! `mailbox/tests/loom_idle_wakers.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use crossbeam_deque::Injector;
@@ -30,24 +30,19 @@ use crossbeam_deque::Injector;
 use super::lifo;
 use crate::actor::{Runnable, Schedule, System};
 use crate::mailbox::chunk::ReleaseBatch;
+use crate::mailbox::IdleWakers;
 
 /// Actor runs a worker makes per poll before yielding to its executor.
 pub const RUNS_PER_POLL: usize = 64;
 
 struct Shared {
     queue: Injector<Runnable>,
-    /// Wakers of idle workers.
-    idle: Mutex<Vec<Waker>>,
-    /// `idle.len()`, read without the lock.
-    idle_count: AtomicUsize,
-    stopped: AtomicBool,
+    /// Idle workers' wakers, and the stop flag (the protocol and its loom model live in the
+    /// mailbox crate).
+    idle: IdleWakers<Waker>,
 }
 
 impl Shared {
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Waker>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn pop(&self) -> Option<Runnable> {
         lifo::steal(&self.queue)
     }
@@ -67,45 +62,15 @@ impl Shared {
         }
     }
 
-    /// Registers `waker` as an idle worker's (once), then looks at the queue: `true` if the
-    /// worker may sleep (no task, not stopped). Otherwise the registration is taken back.
-    /// (A registration after `stop` took the wakers sees `stopped`: both hold the lock.)
+    /// Registers `waker` as an idle worker's, then looks at the queue: `true` if the worker
+    /// may return `Pending` (no task, not stopped).
     fn register_idle(&self, waker: &Waker) -> bool {
-        {
-            let mut idle = self.lock_idle();
-            if !idle.iter().any(|w| w.will_wake(waker)) {
-                idle.push(waker.clone());
-            }
-            self.idle_count.store(idle.len(), Ordering::Relaxed);
-        }
-        // Dekker with `schedule`: published as idle, then the look at the queue.
-        fence(Ordering::SeqCst);
-        if self.queue.is_empty() && !self.stopped.load(Ordering::SeqCst) {
-            return true;
-        }
-        // A task came while we registered (we take it ourselves, so a schedule must not spend
-        // its wake-up on us while another worker sleeps), or the driver stopped.
-        let mut idle = self.lock_idle();
-        idle.retain(|w| !w.will_wake(waker));
-        self.idle_count.store(idle.len(), Ordering::Relaxed);
-        false
+        self.idle.idle_unless(waker, || !self.queue.is_empty())
     }
 
     fn push_global(&self, task: Runnable) {
         self.queue.push(task);
-        // Dekker with `register_idle`: the push, then the look at idle workers.
-        fence(Ordering::SeqCst);
-        if self.idle_count.load(Ordering::Relaxed) > 0 {
-            let wake = {
-                let mut idle = self.lock_idle();
-                let wake = idle.pop();
-                self.idle_count.store(idle.len(), Ordering::Relaxed);
-                wake
-            };
-            if let Some(w) = wake {
-                w.wake();
-            }
-        }
+        self.idle.notify_pushed();
     }
 }
 
@@ -150,9 +115,7 @@ impl FutureDriver {
     pub fn new() -> Self {
         let shared = Arc::new(Shared {
             queue: Injector::new(),
-            idle: Mutex::new(Vec::new()),
-            idle_count: AtomicUsize::new(0),
-            stopped: AtomicBool::new(false),
+            idle: IdleWakers::new(),
         });
         let system = System::new(Scheduler(shared.clone()));
         Self { shared, system }
@@ -174,12 +137,7 @@ impl FutureDriver {
 
     /// Makes every worker complete (after its current run). Scheduled actors stay queued.
     pub fn stop(&self) {
-        self.shared.stopped.store(true, Ordering::SeqCst);
-        let idle = std::mem::take(&mut *self.shared.lock_idle());
-        self.shared.idle_count.store(0, Ordering::Relaxed);
-        for w in idle {
-            w.wake();
-        }
+        self.shared.idle.stop();
     }
 }
 
@@ -230,7 +188,7 @@ impl Worker {
         let budget = self.system.budget();
         let mut lifo_streak = 0;
         for _ in 0..RUNS_PER_POLL {
-            if self.shared.stopped.load(Ordering::SeqCst) {
+            if self.shared.idle.is_stopped() {
                 return Poll::Ready(());
             }
             if let Some(task) = lifo::take_in_turn(&mut lifo_streak) {

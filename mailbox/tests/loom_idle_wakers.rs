@@ -1,0 +1,160 @@
+//! Loom model: how a future-driven pool's idle workers wait and are woken ([`IdleWakers`]).
+//! Workers run the `FutureDriver`'s poll loop over a shared queue (here a counter of
+//! interchangeable tasks: a push is an increment, a take a decrement, the look a load); a
+//! worker that goes idle "returns `Pending`" by waiting until its waker is woken. The main
+//! thread schedules. However the threads interleave and whatever stale values their loads see,
+//! every task is run, and a task that blocks until another task has run (a handler waiting for
+//! another actor's reply) is not left waiting while a worker waits with that task queued:
+//! loom reports a deadlock if it is.
+//!
+//! Mutants that must fail here: `idle_no_fence` and `push_no_fence` (either side of the Dekker
+//! pair loses its fence) and `idle_no_look` (a worker goes idle without looking at the queue
+//! after registering).
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_idle_wakers`
+#![cfg(loom)]
+
+use airssys_rt_mailbox::{IdleWaker, IdleWakers};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+
+/// A worker's waker: waking sets a flag that the worker, "returned `Pending`", waits for.
+#[derive(Clone)]
+struct ModelWaker(Arc<WakeFlag>);
+
+struct WakeFlag {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl ModelWaker {
+    fn new() -> Self {
+        Self(Arc::new(WakeFlag {
+            woken: Mutex::new(false),
+            cv: Condvar::new(),
+        }))
+    }
+
+    /// The executor's side: the worker is not polled again until woken.
+    fn wait(&self) {
+        let mut woken = self.0.woken.lock().unwrap();
+        while !*woken {
+            woken = self.0.cv.wait(woken).unwrap();
+        }
+        *woken = false;
+    }
+}
+
+impl IdleWaker for ModelWaker {
+    fn wake(self) {
+        *self.0.woken.lock().unwrap() = true;
+        self.0.cv.notify_all();
+    }
+
+    fn will_wake(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+struct Pool {
+    idle: IdleWakers<ModelWaker>,
+    /// Tasks queued.
+    queued: AtomicUsize,
+    /// Tasks run (started).
+    ran: Mutex<usize>,
+    /// Signalled when a task starts.
+    started: Condvar,
+    /// Tasks the model schedules in all.
+    total: usize,
+}
+
+impl Pool {
+    fn has_work(&self) -> bool {
+        self.queued.load(Ordering::Acquire) > 0
+    }
+
+    fn take(&self) -> bool {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn schedule(&self) {
+        self.queued.fetch_add(1, Ordering::Release);
+        self.idle.notify_pushed();
+    }
+
+    /// The `FutureDriver` worker's polls: run what is queued; when nothing is, register as
+    /// idle and, if allowed, wait to be woken (the next poll).
+    fn worker(&self) {
+        let waker = ModelWaker::new();
+        loop {
+            if self.idle.is_stopped() {
+                return;
+            }
+            if self.take() {
+                self.run_task();
+                continue;
+            }
+            if self.idle.idle_unless(&waker, || self.has_work()) {
+                waker.wait();
+            }
+        }
+    }
+
+    /// The first task to start waits until every task has started (it needs them, as a
+    /// handler blocked on replies does); the last one to start ends the model (the driver's
+    /// `stop`, in the real thing).
+    fn run_task(&self) {
+        let mut ran = self.ran.lock().unwrap();
+        *ran += 1;
+        if *ran == self.total {
+            self.started.notify_all();
+            drop(ran);
+            self.idle.stop();
+        } else if *ran == 1 {
+            while *ran < self.total {
+                ran = self.started.wait(ran).unwrap();
+            }
+        }
+    }
+}
+
+fn run_model(workers: usize, tasks: usize) {
+    loom::model(move || {
+        let pool = Arc::new(Pool {
+            idle: IdleWakers::new(),
+            queued: AtomicUsize::new(0),
+            ran: Mutex::new(0),
+            started: Condvar::new(),
+            total: tasks,
+        });
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let pool = pool.clone();
+                thread::spawn(move || pool.worker())
+            })
+            .collect();
+        for _ in 0..tasks {
+            pool.schedule();
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(*pool.ran.lock().unwrap(), tasks);
+    });
+}
+
+/// One worker, one task: the schedule races with the worker going idle.
+#[test]
+fn a_schedule_racing_with_idle_wakes_the_worker() {
+    run_model(1, 1);
+}
+
+/// Two workers, two tasks, the first blocked until the second runs: the second schedule must
+/// reach the worker that is not blocked, whether it is idle, going idle, or about to look.
+#[test]
+fn a_blocked_task_does_not_keep_the_next_one_from_a_worker() {
+    run_model(2, 2);
+}
