@@ -27,7 +27,7 @@ use std::task::{Context, Poll, Waker};
 
 use crossbeam_deque::Injector;
 
-use super::lifo;
+use super::lifo::{self, Driver as _};
 use crate::actor::{Runnable, Schedule, System};
 use crate::mailbox::chunk::ReleaseBatch;
 use crate::mailbox::IdleWakers;
@@ -47,27 +47,14 @@ impl Shared {
         lifo::steal(&self.queue)
     }
 
-    /// The driver as a LIFO slot's owner.
-    fn owner(self: &Arc<Self>) -> lifo::Owner {
-        /// # Safety
-        ///
-        /// `shared` is a live `Shared` (see [`lifo::Owner::push_global`]).
-        unsafe fn push_global(shared: *const (), task: Runnable) {
-            // SAFETY: by the contract, `shared` points to the live `Shared` of this driver.
-            unsafe { &*shared.cast::<Shared>() }.push_global(task);
-        }
-        lifo::Owner {
-            driver: Arc::as_ptr(self).cast(),
-            push_global,
-        }
-    }
-
     /// Registers `waker` as an idle worker's, then looks at the queue: `true` if the worker
     /// may return `Pending` (no task, not stopped).
     fn register_idle(&self, waker: &Waker) -> bool {
         self.idle.idle_unless(waker, || !self.queue.is_empty())
     }
+}
 
+impl lifo::Driver for Shared {
     fn push_global(&self, task: Runnable) {
         self.queue.push(task);
         self.idle.notify_pushed();
@@ -78,11 +65,9 @@ struct Scheduler(Arc<Shared>);
 
 impl Schedule for Scheduler {
     fn schedule(&self, task: Runnable) {
-        // From a run of one of our workers: the task goes to its LIFO slot, and whatever was
-        // there moves to the shared queue.
-        if let Some(task) = lifo::offer(Arc::as_ptr(&self.0).cast(), task) {
-            self.0.push_global(task);
-        }
+        // On one of our workers: the task goes to its LIFO slot, and whatever was there moves
+        // to the shared queue.
+        lifo::schedule(&self.0, task);
     }
 }
 
@@ -167,7 +152,7 @@ impl Future for Worker {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         // The slot is per poll (`self` keeps the driver alive until `leave`); a worker polled
         // from inside an actor run of another driver puts that one's back after.
-        let outer = lifo::enter(self.shared.owner());
+        let outer = lifo::enter(lifo::Owner::of(&self.shared));
         // Letters' chunk releases are coalesced across this poll's runs (given back when the
         // batch ends, at the end of the poll).
         let batch = ReleaseBatch::begin();

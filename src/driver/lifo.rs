@@ -10,6 +10,7 @@
 //! ([`flush`]), or only the blocked worker could run it.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use crossbeam_deque::{Injector, Steal};
 
@@ -22,14 +23,46 @@ const LIFO_LIMIT: u32 = 16;
 #[derive(Clone, Copy)]
 pub(super) struct Owner {
     /// The driver's shared state (opaque here; it identifies the driver).
-    pub(super) driver: *const (),
+    driver: *const (),
     /// Pushes a task to that driver's shared queue.
     ///
     /// # Safety
     ///
     /// Called only with `driver`, while the worker that set this owner holds the driver's
     /// shared state alive.
-    pub(super) push_global: unsafe fn(*const (), Runnable),
+    push_global: unsafe fn(*const (), Runnable),
+}
+
+/// A driver whose workers have LIFO slots: it says where a task goes when it leaves a slot.
+pub(super) trait Driver: Send + Sync + 'static {
+    /// Pushes `task` to the driver's shared queue (and wakes a worker for it).
+    fn push_global(&self, task: Runnable);
+}
+
+impl Owner {
+    /// `driver` as a slot's owner. The worker that [`enter`]s with it keeps `driver` alive
+    /// until [`leave`].
+    pub(super) fn of<D: Driver>(driver: &Arc<D>) -> Owner {
+        /// # Safety
+        ///
+        /// `driver` points to a live `D` (see [`Owner::push_global`]).
+        unsafe fn push_global<D: Driver>(driver: *const (), task: Runnable) {
+            // SAFETY: by the contract, `driver` is the live `D` this owner was made from.
+            unsafe { &*driver.cast::<D>() }.push_global(task);
+        }
+        Owner {
+            driver: Arc::as_ptr(driver).cast(),
+            push_global: push_global::<D>,
+        }
+    }
+}
+
+/// Schedules `task` on `driver`: on one of its workers, into that worker's slot (and whatever
+/// was there goes to the shared queue); elsewhere, to the shared queue.
+pub(super) fn schedule<D: Driver>(driver: &Arc<D>, task: Runnable) {
+    if let Some(task) = offer(Arc::as_ptr(driver).cast(), task) {
+        driver.push_global(task);
+    }
 }
 
 thread_local! {
@@ -68,7 +101,7 @@ pub(super) fn take_in_turn(streak: &mut u32) -> Option<Runnable> {
 
 /// Puts `task` in the slot if the worker running on this thread belongs to `driver`; returns
 /// what must go to the shared queue instead (the task, or the one it displaced).
-pub(super) fn offer(driver: *const (), task: Runnable) -> Option<Runnable> {
+fn offer(driver: *const (), task: Runnable) -> Option<Runnable> {
     SLOT.with(|slot| match &mut *slot.borrow_mut() {
         Some((owner, lifo)) if owner.driver == driver => lifo.replace(task),
         _ => Some(task),

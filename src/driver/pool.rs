@@ -37,28 +37,15 @@ struct Shared {
 }
 
 impl Shared {
-    fn push_global(&self, task: Runnable) {
-        self.tasks.push(task);
-        self.sleepers.notify_pushed();
-    }
-
     fn pop_global(&self) -> Option<Runnable> {
         lifo::steal(&self.tasks)
     }
+}
 
-    /// The pool as a LIFO slot's owner.
-    fn owner(self: &Arc<Self>) -> lifo::Owner {
-        /// # Safety
-        ///
-        /// `shared` is a live `Shared` (see [`lifo::Owner::push_global`]).
-        unsafe fn push_global(shared: *const (), task: Runnable) {
-            // SAFETY: by the contract, `shared` points to the live `Shared` of this pool.
-            unsafe { &*shared.cast::<Shared>() }.push_global(task);
-        }
-        lifo::Owner {
-            driver: Arc::as_ptr(self).cast(),
-            push_global,
-        }
+impl lifo::Driver for Shared {
+    fn push_global(&self, task: Runnable) {
+        self.tasks.push(task);
+        self.sleepers.notify_pushed();
     }
 }
 
@@ -68,9 +55,7 @@ impl Schedule for Scheduler {
     fn schedule(&self, task: Runnable) {
         // On one of our workers: the task goes to its LIFO slot, and whatever was there moves
         // to the shared queue.
-        if let Some(task) = lifo::offer(Arc::as_ptr(&self.0).cast(), task) {
-            self.0.push_global(task);
-        }
+        lifo::schedule(&self.0, task);
     }
 }
 
@@ -156,7 +141,7 @@ impl Drop for ThreadPool {
 
 fn worker(shared: &Arc<Shared>, system: &System) {
     // The worker keeps `shared` alive until `leave`, at the end of this function.
-    let outer = lifo::enter(shared.owner());
+    let outer = lifo::enter(lifo::Owner::of(shared));
     // Letters' chunk releases are coalesced across the runs of a busy streak, not only within
     // one run (a ping-pong's letters come from one chunk: one `fetch_sub` for many hops). At
     // most one chunk is held back, and it is given back before the worker goes looking.
