@@ -12,21 +12,18 @@
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_sleepers`
 #![cfg(loom)]
 
+#[path = "common/loom_tasks.rs"]
+mod loom_tasks;
+
 use airssys_rt_mailbox::Sleepers;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::sync::{Arc, Condvar, Mutex};
-use loom::thread;
+use loom_tasks::{run_model, Tasks};
 
 struct Pool {
     sleepers: Sleepers,
     /// Tasks queued.
     queued: AtomicUsize,
-    /// Tasks run (started).
-    ran: Mutex<usize>,
-    /// Signalled when a task starts.
-    started: Condvar,
-    /// Tasks the model schedules in all.
-    total: usize,
+    tasks: Tasks,
 }
 
 impl Pool {
@@ -38,6 +35,16 @@ impl Pool {
         self.queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok()
+    }
+}
+
+impl loom_tasks::Pool for Pool {
+    fn new(tasks: usize) -> Self {
+        Pool {
+            sleepers: Sleepers::new(),
+            queued: AtomicUsize::new(0),
+            tasks: Tasks::new(tasks),
+        }
     }
 
     fn schedule(&self) {
@@ -53,7 +60,7 @@ impl Pool {
                 return;
             }
             if self.take() {
-                self.run_task();
+                self.tasks.run(|| self.sleepers.stop());
                 continue;
             }
             self.sleepers.start_searching();
@@ -64,56 +71,16 @@ impl Pool {
             }
         }
     }
-}
 
-impl Pool {
-    /// The first task to start waits until every task has started (it needs them, as a
-    /// handler blocked on replies does); the last one to start ends the model (the pool's
-    /// drop, in the real thing).
-    fn run_task(&self) {
-        let mut ran = self.ran.lock().unwrap();
-        *ran += 1;
-        if *ran == self.total {
-            self.started.notify_all();
-            drop(ran);
-            self.sleepers.stop();
-        } else if *ran == 1 {
-            while *ran < self.total {
-                ran = self.started.wait(ran).unwrap();
-            }
-        }
+    fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
-}
-
-fn run_model(workers: usize, tasks: usize) {
-    loom::model(move || {
-        let pool = Arc::new(Pool {
-            sleepers: Sleepers::new(),
-            queued: AtomicUsize::new(0),
-            ran: Mutex::new(0),
-            started: Condvar::new(),
-            total: tasks,
-        });
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let pool = pool.clone();
-                thread::spawn(move || pool.worker())
-            })
-            .collect();
-        for _ in 0..tasks {
-            pool.schedule();
-        }
-        for h in handles {
-            h.join().unwrap();
-        }
-        assert_eq!(*pool.ran.lock().unwrap(), tasks);
-    });
 }
 
 /// One worker, one task: the schedule races with the worker going to sleep.
 #[test]
 fn a_schedule_racing_with_sleep_wakes_the_worker() {
-    run_model(1, 1);
+    run_model::<Pool>(1, 1);
 }
 
 /// Two workers, two tasks, the first blocked until the second runs: schedules skip their
@@ -121,5 +88,5 @@ fn a_schedule_racing_with_sleep_wakes_the_worker() {
 /// worker for the second task.
 #[test]
 fn a_searcher_that_finds_work_wakes_a_sleeper_for_the_rest() {
-    run_model(2, 2);
+    run_model::<Pool>(2, 2);
 }
