@@ -18,9 +18,8 @@
 mod loom_tasks;
 
 use airssys_rt_mailbox::{IdleWaker, IdleWakers};
-use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
-use loom_tasks::{run_model, Tasks};
+use loom_tasks::{run_model, Queue, Tasks};
 
 /// A worker's waker: waking sets a flag that the worker, "returned `Pending`", waits for.
 #[derive(Clone)]
@@ -62,34 +61,21 @@ impl IdleWaker for ModelWaker {
 
 struct Pool {
     idle: IdleWakers<ModelWaker>,
-    /// Tasks queued.
-    queued: AtomicUsize,
+    queue: Queue,
     tasks: Tasks,
-}
-
-impl Pool {
-    fn has_work(&self) -> bool {
-        self.queued.load(Ordering::Acquire) > 0
-    }
-
-    fn take(&self) -> bool {
-        self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok()
-    }
 }
 
 impl loom_tasks::Pool for Pool {
     fn new(tasks: usize) -> Self {
         Pool {
             idle: IdleWakers::new(),
-            queued: AtomicUsize::new(0),
+            queue: Queue::new(),
             tasks: Tasks::new(tasks),
         }
     }
 
     fn schedule(&self) {
-        self.queued.fetch_add(1, Ordering::Release);
+        self.queue.push();
         self.idle.notify_pushed();
     }
 
@@ -101,11 +87,11 @@ impl loom_tasks::Pool for Pool {
             if self.idle.is_stopped() {
                 return;
             }
-            if self.take() {
+            if self.queue.take() {
                 self.tasks.run(|| self.idle.stop());
                 continue;
             }
-            if self.idle.idle_unless(&waker, || self.has_work()) {
+            if self.idle.idle_unless(&waker, || self.queue.has_work()) {
                 waker.wait();
             }
         }

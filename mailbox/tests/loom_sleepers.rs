@@ -16,39 +16,25 @@
 mod loom_tasks;
 
 use airssys_rt_mailbox::Sleepers;
-use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom_tasks::{run_model, Tasks};
+use loom_tasks::{run_model, Queue, Tasks};
 
 struct Pool {
     sleepers: Sleepers,
-    /// Tasks queued.
-    queued: AtomicUsize,
+    queue: Queue,
     tasks: Tasks,
-}
-
-impl Pool {
-    fn has_work(&self) -> bool {
-        self.queued.load(Ordering::Acquire) > 0
-    }
-
-    fn take(&self) -> bool {
-        self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok()
-    }
 }
 
 impl loom_tasks::Pool for Pool {
     fn new(tasks: usize) -> Self {
         Pool {
             sleepers: Sleepers::new(),
-            queued: AtomicUsize::new(0),
+            queue: Queue::new(),
             tasks: Tasks::new(tasks),
         }
     }
 
     fn schedule(&self) {
-        self.queued.fetch_add(1, Ordering::Release);
+        self.queue.push();
         self.sleepers.notify_pushed();
     }
 
@@ -59,15 +45,15 @@ impl loom_tasks::Pool for Pool {
             if self.sleepers.is_stopping() {
                 return;
             }
-            if self.take() {
+            if self.queue.take() {
                 self.tasks.run(|| self.sleepers.stop());
                 continue;
             }
             self.sleepers.start_searching();
-            if self.has_work() {
+            if self.queue.has_work() {
                 self.sleepers.stop_searching_with_work();
             } else {
-                self.sleepers.sleep_unless(|| self.has_work());
+                self.sleepers.sleep_unless(|| self.queue.has_work());
             }
         }
     }

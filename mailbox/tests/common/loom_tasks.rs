@@ -1,8 +1,35 @@
 //! What the loom models of worker pools (`loom_sleepers`, `loom_idle_wakers`) share: tasks
 //! that need each other, and the model that schedules them onto workers.
 
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
+
+/// A shared queue of interchangeable tasks: a push is an increment, a take a decrement, the
+/// look a load.
+pub struct Queue(AtomicUsize);
+
+impl Queue {
+    pub fn new() -> Self {
+        Self(AtomicUsize::new(0))
+    }
+
+    pub fn push(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+
+    /// Takes a task, if one is queued.
+    pub fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// The workers' look at the queue.
+    pub fn has_work(&self) -> bool {
+        self.0.load(Ordering::Acquire) > 0
+    }
+}
 
 /// The tasks of a model: the first to start waits until every task has started (it needs
 /// them, as a handler blocked on replies does); the last one to start ends the model.
