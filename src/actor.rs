@@ -155,7 +155,7 @@ enum Signal {
     WatchExit(ReplyTo<ExitReason>),
 }
 
-type ActorMailbox = Mailbox<Envelope, Boxed<Signal>>;
+type ActorMailbox = Mailbox<Envelope, Boxed<Signal>, CellCold>;
 
 /// A plain message on its way: the delivery function first (so the receiver can find it
 /// without knowing `M`), then the payload.
@@ -963,18 +963,49 @@ impl fmt::Debug for System {
 // Cells
 // ------------------------------------------------------------------------------------------
 
+/// `repr(C)`, the mailbox first: its producers' fields come right after the `Arc`'s counts, and
+/// everything the runner touches per message (the mailbox's consumer fields, `state`, the
+/// actor) comes after the cold fields kept in the mailbox's gap (see [`Mailbox`]'s layout).
+#[repr(C)]
 struct Cell<A: Actor> {
+    /// Holds the cell's cold fields ([`CellCold`]) between its two ends; `Deref` reaches them.
     mailbox: ActorMailbox,
-    id: ActorId,
-    /// What the actor holds in the registry, so that its exit searches the name and group
-    /// tables only if it may be in them ([`registry::marks`](crate::registry::marks)).
-    registry: AtomicU8,
-    system: Arc<SystemInner>,
     /// The actor itself, apart from the rest of the state: a pending async handler borrows
     /// it while the run loop keeps using `state`. Touched only by the current runner.
     actor: UnsafeCell<Option<A>>,
     /// Touched only by the current runner (the mailbox's run token makes it exclusive).
     state: UnsafeCell<CellState>,
+}
+
+/// The fields of a cell that neither producers nor the runner touch on every message: they sit
+/// in the mailbox between its producers' line and its consumer's line, where padding would be.
+#[repr(C)]
+struct CellCold {
+    system: Arc<SystemInner>,
+    id: ActorId,
+    /// What the actor holds in the registry, so that its exit searches the name and group
+    /// tables only if it may be in them ([`registry::marks`](crate::registry::marks)).
+    registry: AtomicU8,
+    _gap: [u8; CELL_GAP],
+}
+
+/// The padding left in [`CellCold`] once its fields fill what they can of the mailbox's gap.
+const CELL_GAP: usize = airssys_rt_mailbox::GAP_BYTES
+    - core::mem::size_of::<Arc<SystemInner>>()
+    - core::mem::size_of::<ActorId>()
+    - core::mem::size_of::<AtomicU8>();
+
+const _: () = assert!(core::mem::size_of::<CellCold>() == airssys_rt_mailbox::GAP_BYTES);
+const _: () = assert!(ActorMailbox::ENDS_APART);
+
+impl<A: Actor> core::ops::Deref for Cell<A> {
+    type Target = CellCold;
+
+    /// The cold fields, kept inside the mailbox (see [`CellCold`]).
+    #[inline(always)]
+    fn deref(&self) -> &CellCold {
+        self.mailbox.cold()
+    }
 }
 
 // SAFETY: `actor` and `state` are only accessed inside a run, and the mailbox's scheduling
@@ -1116,10 +1147,15 @@ fn spawn_cell<A: Actor>(
         .slab
         .insert(|id| {
             let cell = Arc::new(Cell {
-                mailbox: Mailbox::with_capacity(capacity),
-                id,
-                registry: AtomicU8::new(0),
-                system: system.clone(),
+                mailbox: Mailbox::with_cold(
+                    capacity,
+                    CellCold {
+                        system: system.clone(),
+                        id,
+                        registry: AtomicU8::new(0),
+                        _gap: [0; CELL_GAP],
+                    },
+                ),
                 actor: UnsafeCell::new(actor.take()),
                 state: UnsafeCell::new(CellState {
                     awaiting: None,
@@ -1363,7 +1399,7 @@ impl<A: Actor> Cell<A> {
     fn terminate(
         self: &Arc<Self>,
         state: &mut CellState,
-        run: &mut crate::mailbox::Run<'_, Envelope, Boxed<Signal>>,
+        run: &mut crate::mailbox::Run<'_, Envelope, Boxed<Signal>, CellCold>,
     ) {
         run.close();
         // The pending handler borrows the actor: it goes first.
@@ -1447,7 +1483,7 @@ impl<A: Actor> Cell<A> {
     fn drain_dead(
         &self,
         reason: &ExitReason,
-        run: &mut crate::mailbox::Run<'_, Envelope, Boxed<Signal>>,
+        run: &mut crate::mailbox::Run<'_, Envelope, Boxed<Signal>, CellCold>,
     ) {
         while let Some(msg) = run.pop() {
             match msg {

@@ -148,8 +148,8 @@ enum NotWritten<M> {
 }
 
 /// Serializes and pushes, telling an exhausted arena apart from other failures.
-fn send_archived<M: Message, S: Linked>(
-    mailbox: &Mailbox<Envelope, S>,
+fn send_archived<M: Message, S: Linked, C>(
+    mailbox: &Mailbox<Envelope, S, C>,
     msg: M,
 ) -> Result<Option<RunToken>, NotWritten<M>> {
     if mailbox.is_closed() {
@@ -175,8 +175,8 @@ fn send_archived<M: Message, S: Linked>(
 
 /// Serializes `msg` into this thread's arena and pushes it. Returns the run token if the
 /// mailbox was idle (the caller schedules it). Never blocks.
-pub fn try_send<M: Message, S: Linked>(
-    mailbox: &Mailbox<Envelope, S>,
+pub fn try_send<M: Message, S: Linked, C>(
+    mailbox: &Mailbox<Envelope, S, C>,
     msg: M,
 ) -> Result<Option<RunToken>, TrySendError<M>> {
     send_archived(mailbox, msg).map_err(|e| match e {
@@ -186,8 +186,8 @@ pub fn try_send<M: Message, S: Linked>(
 }
 
 /// Moves `value` into this thread's arena (no serialization) and pushes it. Never blocks.
-pub fn try_send_plain<T: Send + 'static, S: Linked>(
-    mailbox: &Mailbox<Envelope, S>,
+pub fn try_send_plain<T: Send + 'static, S: Linked, C>(
+    mailbox: &Mailbox<Envelope, S, C>,
     value: T,
 ) -> Result<Option<RunToken>, TrySendError<T>> {
     if mailbox.is_closed() {
@@ -229,8 +229,8 @@ impl Wake for Unpark {
 ///
 /// Do not call it from a thread that must itself consume the messages that would free the
 /// pool (an actor sending to itself): that thread would wait for itself.
-pub fn send_waiting<M: Message, S: Linked>(
-    mailbox: &Mailbox<Envelope, S>,
+pub fn send_waiting<M: Message, S: Linked, C>(
+    mailbox: &Mailbox<Envelope, S, C>,
     msg: M,
 ) -> Result<Option<RunToken>, TrySendError<M>> {
     let mut waker: Option<Waker> = None;

@@ -10,7 +10,7 @@
 //! | [`MsgHeader`], [`Link`] | the 16-byte intrusive node at the front of every message |
 //! | [`MpscQueue`] | Dmitry Vyukov's intrusive MPSC queue: wait-free push, single consumer |
 //! | [`SchedState`] | SCHEDULED / CLOSED / WOKEN, documented bit by bit in [`state`] |
-//! | [`Mailbox`] | user lane (optionally bounded) + system lane + state word |
+//! | [`Mailbox`] | user lane (optionally bounded) + system lane + state word, its producers' and consumer's ends a cache line apart |
 //! | [`Boxed`] | a heap node for a plain value (control signals, tests) |
 //! | [`ArenaWriter`], [`chunk`] | one thread's bump allocator over pooled 64 KiB chunks, biased refcounts |
 //! | [`Slab`] | a generational slab with wait-free lookups (actor ids) |
@@ -56,7 +56,7 @@ pub use chunk::{PoolConfig, PoolStats, CHUNK_ALIGN, DEFAULT_CHUNK_SIZE};
 pub use envelope::{Envelope, Kind, KIND_SHIFT, TYPE_TAG_MASK};
 pub use header::{Link, MsgHeader};
 pub use idle_wakers::{IdleWaker, IdleWakers};
-pub use mailbox::{Mailbox, PushError, Received, Run, RunToken};
+pub use mailbox::{Gap, Mailbox, PushError, Received, Run, RunToken, CACHE_LINE, GAP_BYTES};
 pub use queue::{Linked, MpscQueue, Pop};
 pub use slab::{Slab, SlabId};
 pub use sleepers::Sleepers;

@@ -1,11 +1,52 @@
 //! [`Mailbox`]: a user lane, a system lane, a scheduling state word and an optional bound.
 
 use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{offset_of, size_of};
 use core::num::NonZeroU32;
 
-use crate::queue::{Linked, MpscQueue, Pop};
+use crate::queue::{ConsumerEnd, Ends, Linked, Pop, ProducerEnd};
 use crate::state::SchedState;
 use crate::sync::{AtomicU32, Ordering};
+
+/// The cache-line size that [`Mailbox`] keeps its producers' and consumer's ends apart by
+/// (x86-64 and most ARM cores).
+pub const CACHE_LINE: usize = 64;
+
+/// The producers' fields of a mailbox, at its front: the two lanes' heads, the state word and
+/// the bound. Kept as one `repr(C)` block so their size is known to [`GAP_BYTES`].
+#[repr(C)]
+struct ProducerFields {
+    /// Swapped by every user push: the word that must not share a line with the consumer's.
+    user_head: ProducerEnd,
+    system_head: ProducerEnd,
+    state: SchedState,
+    /// User messages accepted and not yet popped. Kept only when bounded.
+    len: AtomicU32,
+    capacity: Option<NonZeroU32>,
+}
+
+/// How many bytes of `C` a [`Mailbox`] needs between its two ends so that no cache line holds
+/// both the user lane's head (written by every push) and anything the consumer reads on every
+/// pop (32 on 64-bit targets). [`Gap`] is exactly this size.
+///
+/// The consumer's fields must start at least a [`CACHE_LINE`] after the head *starts*: the
+/// head is aligned, so it lies in one line, and that line ends at most a line's length after
+/// the head's first byte.
+pub const GAP_BYTES: usize =
+    CACHE_LINE + offset_of!(ProducerFields, user_head) - size_of::<ProducerFields>();
+
+/// Padding that keeps a [`Mailbox`]'s two ends on different cache lines: the default for its
+/// `C` parameter. An owner with data of its own that the consumer does not touch per message
+/// (ids, back pointers) puts that there instead, and wastes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gap([u8; GAP_BYTES]);
+
+impl Default for Gap {
+    fn default() -> Self {
+        Self([0; GAP_BYTES])
+    }
+}
 
 /// Why a message was not accepted. The message is inside: nothing is dropped.
 #[derive(PartialEq, Eq)]
@@ -121,8 +162,23 @@ pub enum Received<U, S> {
 ///   [`Run::is_closed`] and can hand them to a dead-letter hook. Every message is received,
 ///   returned to its sender, or dropped with the mailbox: exactly once.
 ///
-/// An idle mailbox is 64 bytes and owns no allocation: two 24-byte queues, the 8-byte state
-/// word, the 4-byte bound and its 4-byte counter.
+/// # Memory layout: two ends on two cache lines
+///
+/// An idle mailbox owns no allocation. It is `repr(C)`, in three parts:
+///
+/// | part | bytes (64-bit) | who touches it |
+/// |---|---|---|
+/// | producers' fields: the user and system lanes' heads, the [state word](SchedState), the bound and its counter | 32 | every push swaps the user head and reads the state word |
+/// | `cold: C`, the owner's data ([`Gap`] padding by default) | at least [`GAP_BYTES`] (32) | whoever the owner decides; **not** the consumer on every message |
+/// | consumer's fields: the system and user lanes' tails and stubs | 32 | every pop |
+///
+/// [`ENDS_APART`](Self::ENDS_APART) checks that the consumer's fields start at least a
+/// [`CACHE_LINE`] after the user head does, so that they never share a line wherever the
+/// mailbox is placed. Otherwise a consumer working through a backlog and a producer adding to it pull one
+/// line between their cores on every message: keeping them apart made a 4-producer fan-in
+/// about twice as fast (`cargo run --release -p airssys-rt-compare -- --filter fan-in`). The
+/// runtime puts an actor's id, back pointer and registry marks in `C`, so the gap costs an
+/// actor 15 bytes of padding, not 32.
 ///
 /// ```
 /// use airssys_rt_mailbox::{Boxed, Mailbox, Received};
@@ -139,16 +195,26 @@ pub enum Received<U, S> {
 /// assert!(run.finish(false).is_none()); // nothing new arrived: the mailbox is idle
 /// assert_eq!(got, ["hello", "world"]);
 /// ```
-pub struct Mailbox<U: Linked, S: Linked = U> {
-    system: MpscQueue<S>,
-    user: MpscQueue<U>,
-    state: SchedState,
-    /// User messages accepted and not yet popped. Kept only when bounded.
-    len: AtomicU32,
-    capacity: Option<NonZeroU32>,
+#[repr(C)]
+pub struct Mailbox<U: Linked, S: Linked = U, C = Gap> {
+    /// First, so that only the owner's data precedes the user head within the mailbox.
+    producers: ProducerFields,
+    cold: C,
+    system_tail: ConsumerEnd,
+    user_tail: ConsumerEnd,
+    _owns: PhantomData<(U, S)>,
 }
 
-impl<U: Linked, S: Linked> Mailbox<U, S> {
+// SAFETY: the mailbox owns the messages it holds (as `MpscQueue` does); moving it to another
+// thread moves them, so `U: Send` and `S: Send` are required and enough, plus `C: Send` for
+// the owner's data. The raw pointers inside are owned nodes, not shared borrows.
+unsafe impl<U: Linked + Send, S: Linked + Send, C: Send> Send for Mailbox<U, S, C> {}
+// SAFETY: pushes (usable from many threads at once) move messages in, which needs `Send`;
+// messages come out only through a `Run`, of which at most one exists (the run token), so
+// `&Mailbox` never hands out shared access to a message. `cold()` shares `&C`: `C: Sync`.
+unsafe impl<U: Linked + Send, S: Linked + Send, C: Sync> Sync for Mailbox<U, S, C> {}
+
+impl<U: Linked, S: Linked, C: Default> Mailbox<U, S, C> {
     /// An open, idle mailbox with no bound on the user lane.
     pub fn unbounded() -> Self {
         Self::with_capacity(None)
@@ -161,18 +227,65 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
 
     /// An open, idle mailbox with an optional bound on the user lane.
     pub fn with_capacity(capacity: Option<NonZeroU32>) -> Self {
+        Self::with_cold(capacity, C::default())
+    }
+}
+
+impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
+    /// Whether the consumer's fields start at least a [`CACHE_LINE`] after the user lane's head
+    /// (written by every push) starts, so that they never share a line. True with the default [`Gap`];
+    /// an owner that puts its own `C` there asserts it in a `const`.
+    ///
+    /// ```
+    /// use airssys_rt_mailbox::{Boxed, Mailbox};
+    ///
+    /// const _: () = assert!(Mailbox::<Boxed<u64>>::ENDS_APART);
+    /// // With nothing in between, the two ends would share a line:
+    /// const _: () = assert!(!Mailbox::<Boxed<u64>, Boxed<u64>, ()>::ENDS_APART);
+    /// ```
+    pub const ENDS_APART: bool = offset_of!(Self, system_tail)
+        >= offset_of!(Self, producers) + offset_of!(ProducerFields, user_head) + CACHE_LINE;
+
+    /// An open, idle mailbox with an optional bound on the user lane, holding `cold` between
+    /// its producers' and its consumer's fields (see the type docs).
+    pub fn with_cold(capacity: Option<NonZeroU32>, cold: C) -> Self {
         Self {
-            system: MpscQueue::new(),
-            user: MpscQueue::new(),
-            state: SchedState::new(),
-            len: AtomicU32::new(0),
-            capacity,
+            producers: ProducerFields {
+                user_head: ProducerEnd::new(),
+                system_head: ProducerEnd::new(),
+                state: SchedState::new(),
+                len: AtomicU32::new(0),
+                capacity,
+            },
+            cold,
+            system_tail: ConsumerEnd::new(),
+            user_tail: ConsumerEnd::new(),
+            _owns: PhantomData,
         }
+    }
+
+    /// The owner's data kept between the two ends.
+    #[inline]
+    pub fn cold(&self) -> &C {
+        &self.cold
+    }
+
+    #[inline(always)]
+    fn user(&self) -> Ends<'_, U> {
+        // SAFETY: these two ends were made together, always carry `U`, and `Drop` drops what
+        // they hold.
+        unsafe { Ends::new(&self.producers.user_head, &self.user_tail) }
+    }
+
+    #[inline(always)]
+    fn system(&self) -> Ends<'_, S> {
+        // SAFETY: as in `user`, for `S`.
+        unsafe { Ends::new(&self.producers.system_head, &self.system_tail) }
     }
 
     /// The bound on the user lane, if any.
     pub fn capacity(&self) -> Option<NonZeroU32> {
-        self.capacity
+        self.producers.capacity
     }
 
     /// Slots of the bound in use: user messages accepted and not yet received, for a bounded
@@ -181,26 +294,28 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
     ///
     /// The value is a snapshot and may be stale at once.
     pub fn occupancy(&self) -> Option<usize> {
-        self.capacity
-            .map(|_| self.len.load(Ordering::Relaxed) as usize)
+        self.producers
+            .capacity
+            .map(|_| self.producers.len.load(Ordering::Relaxed) as usize)
     }
 
     /// Pushes a user message. On success, returns the [`RunToken`] if the caller must schedule
     /// the mailbox (it was idle); on failure, returns the message with the reason.
     #[inline]
     pub fn try_push(&self, msg: U) -> Result<Option<RunToken>, PushError<U>> {
-        if self.state.is_closed() {
+        let p = &self.producers;
+        if p.state.is_closed() {
             return Err(PushError::Closed(msg));
         }
-        if let Some(cap) = self.capacity {
+        if let Some(cap) = p.capacity {
             // Reserve a slot. Relaxed: the counter guards no data (the queue publishes it).
-            let prev = self.len.fetch_add(1, Ordering::Relaxed);
+            let prev = p.len.fetch_add(1, Ordering::Relaxed);
             if prev >= cap.get() {
-                self.len.fetch_sub(1, Ordering::Relaxed);
+                p.len.fetch_sub(1, Ordering::Relaxed);
                 return Err(PushError::Full(msg));
             }
         }
-        self.user.push(msg);
+        self.user().push(msg);
         // S2: every push is followed by this check of the state word.
         Ok(self.notify_pushed())
     }
@@ -209,23 +324,23 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
     /// the mailbox is closed, giving the signal back.
     #[inline]
     pub fn push_system(&self, msg: S) -> Result<Option<RunToken>, S> {
-        if self.state.is_closed() {
+        if self.producers.state.is_closed() {
             return Err(msg);
         }
-        self.system.push(msg);
+        self.system().push(msg);
         Ok(self.notify_pushed())
     }
 
     #[inline]
     fn notify_pushed(&self) -> Option<RunToken> {
-        self.state.notify_pushed().then(|| self.token())
+        self.producers.state.notify_pushed().then(|| self.token())
     }
 
     /// Asks for a run without a message (a wake-up: a timer fired, a future became ready).
     /// Returns the token if the caller must schedule it.
     #[inline]
     pub fn notify(&self) -> Option<RunToken> {
-        self.state.wake().then(|| self.token())
+        self.producers.state.wake().then(|| self.token())
     }
 
     /// The token that [`RunToken::set_aside`] set aside.
@@ -246,17 +361,17 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
     /// Closing schedules nothing by itself: a run that is pending or in progress sees the
     /// close, and a push that raced with it schedules a run of its own, which receives it.
     pub fn close(&self) -> bool {
-        self.state.close()
+        self.producers.state.close()
     }
 
     /// Whether the mailbox is closed.
     pub fn is_closed(&self) -> bool {
-        self.state.is_closed()
+        self.producers.state.is_closed()
     }
 
     /// The scheduling state (for diagnostics).
     pub fn state(&self) -> &SchedState {
-        &self.state
+        &self.producers.state
     }
 
     /// Starts a run: the caller becomes the consumer until [`Run::finish`].
@@ -266,7 +381,7 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
     /// If `token` belongs to another mailbox (a bug in the host: tokens are not
     /// interchangeable). Checking costs one comparison and keeps the consumer unique.
     #[inline]
-    pub fn begin_run(&self, token: RunToken) -> Run<'_, U, S> {
+    pub fn begin_run(&self, token: RunToken) -> Run<'_, U, S, C> {
         assert_eq!(
             token.mailbox,
             self.addr(),
@@ -274,9 +389,11 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
         );
         // Consumed: the run now stands for it (`SCHEDULED` stays set).
         let RunToken { .. } = token;
-        self.state.begin_run();
+        self.producers.state.begin_run();
         Run {
             mailbox: self,
+            // Read once per run: the pops then need nothing from the producers' line.
+            bounded: self.producers.capacity.is_some(),
             finished: false,
         }
     }
@@ -286,11 +403,11 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
     pub fn drain(&mut self, mut f: impl FnMut(Received<U, S>)) {
         // SAFETY: `&mut self`: this thread is the only consumer and no producer is in flight.
         unsafe {
-            while let Pop::Data(s) = self.system.pop() {
+            while let Pop::Data(s) = self.system().pop() {
                 f(Received::System(s));
             }
-            while let Pop::Data(u) = self.user.pop() {
-                self.release_slot();
+            while let Pop::Data(u) = self.user().pop() {
+                self.release_slot(true);
                 f(Received::User(u));
             }
         }
@@ -308,20 +425,34 @@ impl<U: Linked, S: Linked> Mailbox<U, S> {
         self as *const Self as usize
     }
 
+    /// Gives back the slot of a popped user message. `bounded` is the caller's copy of
+    /// `capacity.is_some()`, so that an unbounded mailbox's pops read nothing on the producers'
+    /// line.
     #[inline]
-    fn release_slot(&self) {
-        if self.capacity.is_some() {
-            self.len.fetch_sub(1, Ordering::Relaxed);
+    fn release_slot(&self, bounded: bool) {
+        if bounded {
+            self.producers.len.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
 
-impl<U: Linked, S: Linked> fmt::Debug for Mailbox<U, S> {
+impl<U: Linked, S: Linked, C> Drop for Mailbox<U, S, C> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: every push has returned and this thread is the only consumer.
+        // Each message is dropped exactly once, signals first.
+        unsafe {
+            self.system().drop_all();
+            self.user().drop_all();
+        }
+    }
+}
+
+impl<U: Linked, S: Linked, C> fmt::Debug for Mailbox<U, S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mailbox")
-            .field("state", &self.state)
+            .field("state", &self.producers.state)
             .field("occupancy", &self.occupancy())
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.producers.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -334,12 +465,14 @@ impl<U: Linked, S: Linked> fmt::Debug for Mailbox<U, S> {
 /// Dropping a run without `finish` (an unwinding panic, say) ends it as `finish(false)` would,
 /// but a token it should have handed back is lost, so the mailbox would never run again: the
 /// runtime catches handler panics and always finishes its runs.
-pub struct Run<'a, U: Linked, S: Linked> {
-    mailbox: &'a Mailbox<U, S>,
+pub struct Run<'a, U: Linked, S: Linked, C = Gap> {
+    mailbox: &'a Mailbox<U, S, C>,
+    /// Whether the user lane is bounded (a copy, so pops stay off the producers' line).
+    bounded: bool,
     finished: bool,
 }
 
-impl<U: Linked, S: Linked> Run<'_, U, S> {
+impl<U: Linked, S: Linked, C> Run<'_, U, S, C> {
     /// Takes the next message: a system signal if one is waiting, else the oldest user message.
     ///
     /// `None` means nothing can be taken now. Messages may still be in flight (a producer
@@ -356,9 +489,9 @@ impl<U: Linked, S: Linked> Run<'_, U, S> {
         // that follows. Checking in the other order could miss such a signal and let the user
         // message overtake it.
         // SAFETY: a `Run` is the single consumer.
-        let user_ready = crate::sync::mutant("no_peek") || unsafe { mailbox.user.has_data() };
+        let user_ready = crate::sync::mutant("no_peek") || unsafe { mailbox.user().has_data() };
         // SAFETY: as above.
-        match unsafe { mailbox.system.pop() } {
+        match unsafe { mailbox.system().pop() } {
             Pop::Data(s) => return Some(Received::System(s)),
             Pop::Empty => {}
             // A signal producer is mid-push, possibly behind a completed signal that we cannot
@@ -370,9 +503,9 @@ impl<U: Linked, S: Linked> Run<'_, U, S> {
             return None;
         }
         // SAFETY: as above.
-        match unsafe { mailbox.user.pop() } {
+        match unsafe { mailbox.user().pop() } {
             Pop::Data(u) => {
-                mailbox.release_slot();
+                mailbox.release_slot(self.bounded);
                 Some(Received::User(u))
             }
             Pop::Empty | Pop::Inconsistent => None,
@@ -384,7 +517,7 @@ impl<U: Linked, S: Linked> Run<'_, U, S> {
     #[inline]
     pub fn pop_system(&mut self) -> Option<S> {
         // SAFETY: a `Run` is the single consumer.
-        match unsafe { self.mailbox.system.pop() } {
+        match unsafe { self.mailbox.system().pop() } {
             Pop::Data(s) => Some(s),
             Pop::Empty | Pop::Inconsistent => None,
         }
@@ -394,7 +527,7 @@ impl<U: Linked, S: Linked> Run<'_, U, S> {
     /// closed hands every message it pops to a dead-letter hook instead of handling it.
     #[inline]
     pub fn is_closed(&self) -> bool {
-        self.mailbox.state.is_closed()
+        self.mailbox.producers.state.is_closed()
     }
 
     /// Closes the mailbox from inside the run (the consumer stops). Returns `true` if this
@@ -437,20 +570,22 @@ impl<U: Linked, S: Linked> Run<'_, U, S> {
         // SAFETY: this run is the single consumer until `finish` below lets go.
         let keep = yielded
             || unsafe {
-                (user_lane_counts && !mailbox.user.is_empty()) || !mailbox.system.is_empty()
+                (user_lane_counts && !mailbox.user().is_empty()) || !mailbox.system().is_empty()
             };
         // After letting go, another run may already be consuming: look only at the
         // producers' ends, for pushes that raced with the release.
-        let pushed_since =
-            || (user_lane_counts && !mailbox.user.head_is_stub()) || !mailbox.system.head_is_stub();
+        let pushed_since = || {
+            (user_lane_counts && !mailbox.user().head_is_stub()) || !mailbox.system().head_is_stub()
+        };
         mailbox
+            .producers
             .state
             .finish(keep, pushed_since)
             .then(|| mailbox.token())
     }
 }
 
-impl<U: Linked, S: Linked> Drop for Run<'_, U, S> {
+impl<U: Linked, S: Linked, C> Drop for Run<'_, U, S, C> {
     fn drop(&mut self) {
         if !self.finished {
             // See the type docs: the token this might return is lost.
@@ -459,7 +594,7 @@ impl<U: Linked, S: Linked> Drop for Run<'_, U, S> {
     }
 }
 
-impl<U: Linked, S: Linked> fmt::Debug for Run<'_, U, S> {
+impl<U: Linked, S: Linked, C> fmt::Debug for Run<'_, U, S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
             .field("mailbox", self.mailbox)

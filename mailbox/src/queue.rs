@@ -51,6 +51,12 @@
 //! sentinel value (`STUB`) rather than through the stub's address. No stored pointer ever
 //! points into the queue itself, so a queue that is not in use can be moved freely (it lives
 //! inline in a mailbox, with no allocation of its own).
+//!
+//! **Two ends that may live apart.** The producers touch `head` on every push; the consumer
+//! touches `tail` and the stub on every pop, and `head` only when it takes the last node. The
+//! two ends are separate types, so that an owner can put them on different cache lines
+//! ([`Mailbox`](crate::Mailbox) does): otherwise a consumer streaming through a backlog and a
+//! producer adding to it pull one line back and forth on every message.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -100,47 +106,65 @@ pub enum Pop<T> {
     Inconsistent,
 }
 
-/// An intrusive multi-producer single-consumer FIFO queue. See the [module docs](self).
+/// The producers' end of a queue: the last node pushed (or [`STUB`]).
 ///
-/// ```
-/// use airssys_rt_mailbox::{Boxed, MpscQueue, Pop};
-///
-/// let queue = MpscQueue::new();
-/// queue.push(Boxed::new(1));
-/// queue.push(Boxed::new(2));
-/// // SAFETY: this thread is the only consumer.
-/// unsafe {
-///     assert!(matches!(queue.pop(), Pop::Data(b) if *b == 1));
-///     assert!(matches!(queue.pop(), Pop::Data(b) if *b == 2));
-///     assert_eq!(queue.pop(), Pop::Empty);
-/// }
-/// ```
-pub struct MpscQueue<T: Linked> {
-    /// Producers' end: the last node pushed (or [`STUB`]).
+/// A queue is two ends that may live apart: [`MpscQueue`] keeps them side by side, and
+/// [`Mailbox`](crate::Mailbox) puts them on different cache lines, so that a consumer taking
+/// messages does not pull the line that producers write on every push (see its docs).
+pub(crate) struct ProducerEnd {
     head: AtomicPtr<Link>,
-    /// Consumer's end: the next node to pop (or [`STUB`]). Only the consumer touches it.
-    tail: UnsafeCell<*mut Link>,
-    /// The queue's own node; it is in the list whenever the list would otherwise be empty.
-    stub: Link,
-    _owns: PhantomData<T>,
 }
 
-// SAFETY: the queue owns the `T`s it holds; moving the queue to another thread moves them, so
-// `T: Send` is required and enough. Raw pointers inside are owned nodes, not shared borrows.
-unsafe impl<T: Linked + Send> Send for MpscQueue<T> {}
-// SAFETY: `push` (the only method usable from many threads at once) moves a `T` in, which
-// needs `T: Send`; the consumer-side methods are `unsafe` and require a single consumer, so
-// `&MpscQueue` never hands out shared access to a `T`.
-unsafe impl<T: Linked + Send> Sync for MpscQueue<T> {}
+/// The consumer's end of a queue: the next node to pop (or [`STUB`]), and the queue's own stub
+/// link, which is in the list whenever the list would otherwise be empty.
+///
+/// The stub belongs here, not with the producers' end: the consumer reads the stub's `next`
+/// on every look at an empty queue, while producers write it only when they push into an
+/// empty queue.
+pub(crate) struct ConsumerEnd {
+    tail: UnsafeCell<*mut Link>,
+    stub: Link,
+}
 
-impl<T: Linked> MpscQueue<T> {
-    /// An empty queue.
-    pub fn new() -> Self {
+impl ProducerEnd {
+    pub(crate) fn new() -> Self {
         Self {
             head: AtomicPtr::new(STUB),
+        }
+    }
+}
+
+impl ConsumerEnd {
+    pub(crate) fn new() -> Self {
+        Self {
             tail: UnsafeCell::new(STUB),
             stub: Link::new(),
-            _owns: PhantomData,
+        }
+    }
+}
+
+/// The two ends of one queue, where the algorithm lives. `T` is what the queue carries: the
+/// ends themselves are untyped, so whoever holds them must always use the same `T`.
+pub(crate) struct Ends<'a, T: Linked> {
+    head: &'a ProducerEnd,
+    tail: &'a ConsumerEnd,
+    _carries: PhantomData<fn(T) -> T>,
+}
+
+impl<'a, T: Linked> Ends<'a, T> {
+    /// The queue made of these two ends.
+    ///
+    /// # Safety
+    ///
+    /// `head` and `tail` were made together (by `new`) as the two ends of one queue, every
+    /// `Ends` over them carries the same `T`, and the nodes they hold are dropped by their owner
+    /// (a queue's ends do not drop what they hold).
+    #[inline(always)]
+    pub(crate) unsafe fn new(head: &'a ProducerEnd, tail: &'a ConsumerEnd) -> Self {
+        Self {
+            head,
+            tail,
+            _carries: PhantomData,
         }
     }
 
@@ -148,7 +172,7 @@ impl<T: Linked> MpscQueue<T> {
     #[inline(always)]
     fn resolve(&self, link: *mut Link) -> *const Link {
         if link == STUB {
-            &self.stub
+            &self.tail.stub
         } else {
             link
         }
@@ -156,7 +180,7 @@ impl<T: Linked> MpscQueue<T> {
 
     /// Appends `item`. Wait-free: one swap and one store, whatever other threads do.
     #[inline]
-    pub fn push(&self, item: T) {
+    pub(crate) fn push(&self, item: T) {
         let node = item.into_link().as_ptr();
         debug_assert_ne!(
             node, STUB,
@@ -171,12 +195,13 @@ impl<T: Linked> MpscQueue<T> {
     /// Links `node` (a real node or [`STUB`]) at the head. Its `next` must already be null.
     #[inline(always)]
     fn push_link(&self, node: *mut Link) {
-        let prev = self.head.swap(node, ord::QUEUE_SWAP());
+        let prev = self.head.head.swap(node, ord::QUEUE_SWAP());
         // The window of inconsistency: `head == node`, but `prev.next` is still null.
         let prev = self.resolve(prev);
-        // SAFETY: `prev` was the head, so it is either the stub (part of `self`) or a node that
-        // has not been popped: the consumer pops a node only once its `next` is set, and only
-        // we (who received it from the swap) set it. So `prev` is alive and only we write it.
+        // SAFETY: `prev` was the head, so it is either the stub (part of the consumer's end,
+        // alive as long as `self`) or a node that has not been popped: the consumer pops a node
+        // only once its `next` is set, and only we (who received it from the swap) set it. So
+        // `prev` is alive and only we write it.
         unsafe { (*prev).next.store(node, ord::QUEUE_LINK()) };
     }
 
@@ -184,10 +209,11 @@ impl<T: Linked> MpscQueue<T> {
     ///
     /// # Safety
     ///
-    /// Only one thread at a time may call the consumer methods (`pop`, `has_data`): the caller
-    /// must be the queue's single consumer for the duration of the call.
-    pub unsafe fn pop(&self) -> Pop<T> {
-        self.tail.with_mut(|tail_slot| {
+    /// Only one thread at a time may call the consumer methods (`pop`, `has_data`, `is_empty`):
+    /// the caller must be the queue's single consumer for the duration of the call.
+    #[inline]
+    pub(crate) unsafe fn pop(&self) -> Pop<T> {
+        self.tail.tail.with_mut(|tail_slot| {
             // SAFETY: the caller is the only consumer, so nobody else touches `tail`.
             let mut tail = unsafe { *tail_slot };
             // SAFETY: `tail` is the stub or a node the consumer owns but has not returned yet
@@ -213,11 +239,14 @@ impl<T: Linked> MpscQueue<T> {
             }
             // `tail` is the last linked node. If `head` moved past it, a producer is inside its
             // window and `tail.next` will be set soon.
-            if tail != self.head.load(Ordering::Acquire) {
+            if tail != self.head.head.load(Ordering::Acquire) {
                 return Pop::Inconsistent;
             }
             // `tail` is the last node: push the stub behind it so `tail` can be taken.
-            self.stub.next.store(ptr::null_mut(), Ordering::Relaxed);
+            self.tail
+                .stub
+                .next
+                .store(ptr::null_mut(), Ordering::Relaxed);
             self.push_link(STUB);
             // SAFETY: `tail` is still a real node we own.
             next = unsafe { (*tail).next.load(ord::QUEUE_NEXT()) };
@@ -233,6 +262,125 @@ impl<T: Linked> MpscQueue<T> {
         })
     }
 
+    /// See [`MpscQueue::has_data`].
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop): the caller must be the single consumer.
+    #[inline]
+    pub(crate) unsafe fn has_data(&self) -> bool {
+        self.tail.tail.with(|tail_slot| {
+            // SAFETY: the caller is the only consumer, so `tail` is not being written.
+            let tail = unsafe { *tail_slot };
+            tail != STUB || !self.tail.stub.next.load(ord::QUEUE_NEXT()).is_null()
+        })
+    }
+
+    /// See [`MpscQueue::is_empty`].
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop): the caller must be the single consumer.
+    #[inline]
+    pub(crate) unsafe fn is_empty(&self) -> bool {
+        // SAFETY: the caller is the only consumer, so `tail` is not being written.
+        let tail = self.tail.tail.with(|tail_slot| unsafe { *tail_slot });
+        tail == STUB && self.head_is_stub()
+    }
+
+    /// See [`MpscQueue::head_is_stub`].
+    #[inline]
+    pub(crate) fn head_is_stub(&self) -> bool {
+        self.head.head.load(Ordering::SeqCst) == STUB
+    }
+
+    /// Pops and drops everything. For owners of the two ends, when they are dropped.
+    ///
+    /// # Safety
+    ///
+    /// The caller has exclusive access to both ends (no push is in flight, no other consumer).
+    pub(crate) unsafe fn drop_all(&self) {
+        loop {
+            // SAFETY: the caller has exclusive access, so it is the only consumer.
+            match unsafe { self.pop() } {
+                Pop::Data(item) => drop(item),
+                Pop::Empty => break,
+                // Unreachable with exclusive access; leaking is better than looping or
+                // panicking in a destructor.
+                Pop::Inconsistent => break,
+            }
+        }
+    }
+}
+
+/// An intrusive multi-producer single-consumer FIFO queue. See the [module docs](self).
+///
+/// ```
+/// use airssys_rt_mailbox::{Boxed, MpscQueue, Pop};
+///
+/// let queue = MpscQueue::new();
+/// queue.push(Boxed::new(1));
+/// queue.push(Boxed::new(2));
+/// // SAFETY: this thread is the only consumer.
+/// unsafe {
+///     assert!(matches!(queue.pop(), Pop::Data(b) if *b == 1));
+///     assert!(matches!(queue.pop(), Pop::Data(b) if *b == 2));
+///     assert_eq!(queue.pop(), Pop::Empty);
+/// }
+/// ```
+pub struct MpscQueue<T: Linked> {
+    /// Producers' end.
+    head: ProducerEnd,
+    /// Consumer's end (and the stub). Only the consumer touches it, but for one link store
+    /// per push into an empty queue.
+    tail: ConsumerEnd,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: the queue owns the `T`s it holds; moving the queue to another thread moves them, so
+// `T: Send` is required and enough. Raw pointers inside are owned nodes, not shared borrows.
+unsafe impl<T: Linked + Send> Send for MpscQueue<T> {}
+// SAFETY: `push` (the only method usable from many threads at once) moves a `T` in, which
+// needs `T: Send`; the consumer-side methods are `unsafe` and require a single consumer, so
+// `&MpscQueue` never hands out shared access to a `T`.
+unsafe impl<T: Linked + Send> Sync for MpscQueue<T> {}
+
+impl<T: Linked> MpscQueue<T> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self {
+            head: ProducerEnd::new(),
+            tail: ConsumerEnd::new(),
+            _owns: PhantomData,
+        }
+    }
+
+    #[inline(always)]
+    fn ends(&self) -> Ends<'_, T> {
+        // SAFETY: our two ends were made together, always carry `T`, and `Drop` drops what
+        // they hold.
+        unsafe { Ends::new(&self.head, &self.tail) }
+    }
+
+    /// Appends `item`. Wait-free: one swap and one store, whatever other threads do.
+    #[inline]
+    pub fn push(&self, item: T) {
+        self.ends().push(item);
+    }
+
+    /// Removes the oldest message.
+    ///
+    /// # Safety
+    ///
+    /// Only one thread at a time may call the consumer methods (`pop`, `has_data`,
+    /// `is_empty`): the caller must be the queue's single consumer for the duration of the
+    /// call.
+    #[inline]
+    pub unsafe fn pop(&self) -> Pop<T> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.ends().pop() }
+    }
+
     /// Whether a message is visible at the consumer's end (without removing it).
     ///
     /// `true` means a node has been linked: everything its producer wrote before pushing it is
@@ -244,11 +392,8 @@ impl<T: Linked> MpscQueue<T> {
     /// As for [`pop`](Self::pop): the caller must be the single consumer.
     #[inline]
     pub unsafe fn has_data(&self) -> bool {
-        self.tail.with(|tail_slot| {
-            // SAFETY: the caller is the only consumer, so `tail` is not being written.
-            let tail = unsafe { *tail_slot };
-            tail != STUB || !self.stub.next.load(ord::QUEUE_NEXT()).is_null()
-        })
+        // SAFETY: forwarded from the caller.
+        unsafe { self.ends().has_data() }
     }
 
     /// Whether nothing at all has been pushed that the consumer has not popped, counting
@@ -262,9 +407,8 @@ impl<T: Linked> MpscQueue<T> {
     /// As for [`pop`](Self::pop): the caller must be the single consumer.
     #[inline]
     pub unsafe fn is_empty(&self) -> bool {
-        // SAFETY: the caller is the only consumer, so `tail` is not being written.
-        let tail = self.tail.with(|tail_slot| unsafe { *tail_slot });
-        tail == STUB && self.head_is_stub()
+        // SAFETY: forwarded from the caller.
+        unsafe { self.ends().is_empty() }
     }
 
     /// Whether the producers' end is the stub: nothing has been pushed since the consumer
@@ -274,7 +418,7 @@ impl<T: Linked> MpscQueue<T> {
     /// write either sees a push here or that push's producer sees the write (see `state.rs`).
     #[inline]
     pub fn head_is_stub(&self) -> bool {
-        self.head.load(Ordering::SeqCst) == STUB
+        self.ends().head_is_stub()
     }
 }
 
@@ -286,18 +430,9 @@ impl<T: Linked> Default for MpscQueue<T> {
 
 impl<T: Linked> Drop for MpscQueue<T> {
     fn drop(&mut self) {
-        // `&mut self`: every push has returned, so no producer is inside its window and the
-        // queue can be drained completely. Each message is dropped exactly once.
-        loop {
-            // SAFETY: `&mut self` makes this thread the only consumer (and the only user).
-            match unsafe { self.pop() } {
-                Pop::Data(item) => drop(item),
-                Pop::Empty => break,
-                // Unreachable with `&mut self`; leaking is better than looping or panicking
-                // in a destructor.
-                Pop::Inconsistent => break,
-            }
-        }
+        // SAFETY: `&mut self`: every push has returned and this thread is the only consumer.
+        // Each message is dropped exactly once.
+        unsafe { self.ends().drop_all() }
     }
 }
 

@@ -18,10 +18,48 @@ fn user<U, S>(r: Option<Received<U, S>>) -> U {
 }
 
 /// The size half of the idle-mailbox budget; that creating one allocates nothing is shown by
-/// `examples/mailbox_size.rs` (it needs a counting global allocator).
+/// `examples/mailbox_size.rs` (it needs a counting global allocator). The mailbox's own fields
+/// take 64 bytes; the default adds only the gap that keeps its two ends apart.
 #[test]
-fn idle_mailbox_is_at_most_64_bytes() {
-    assert!(std::mem::size_of::<Mb<u64>>() <= 64);
+fn idle_mailbox_is_at_most_64_bytes_plus_the_gap() {
+    use airssys_rt_mailbox::GAP_BYTES;
+    use std::mem::size_of;
+    assert!(size_of::<Mailbox<Boxed<u64>, Boxed<u64>, ()>>() <= 64);
+    assert_eq!(
+        size_of::<Mb<u64>>(),
+        size_of::<Mailbox<Boxed<u64>, Boxed<u64>, ()>>() + GAP_BYTES
+    );
+    const { assert!(Mb::<u64>::ENDS_APART) };
+}
+
+/// Whatever the owner keeps in the gap is reachable, and the mailbox works the same with it.
+#[test]
+fn a_mailbox_keeps_its_owners_cold_data_between_its_ends() {
+    #[derive(Debug, PartialEq)]
+    struct Cold {
+        id: u64,
+        name: [u8; 32],
+    }
+    let mb: Mailbox<Boxed<u32>, Boxed<u32>, Cold> = Mailbox::with_cold(
+        None,
+        Cold {
+            id: 7,
+            name: [1; 32],
+        },
+    );
+    const { assert!(Mailbox::<Boxed<u32>, Boxed<u32>, Cold>::ENDS_APART) };
+    assert_eq!(mb.cold().id, 7);
+    let token = mb.try_push(Boxed::new(5)).unwrap().expect("idle");
+    let mut run = mb.begin_run(token);
+    assert_eq!(*user(run.pop()), 5);
+    assert!(run.finish(false).is_none());
+    assert_eq!(
+        mb.cold(),
+        &Cold {
+            id: 7,
+            name: [1; 32]
+        }
+    );
 }
 
 #[test]
