@@ -1,9 +1,9 @@
 //! Prints the size and alignment of a mailbox and checks that an idle one owns no heap memory.
 //!
 //! A mailbox's own fields take 64 bytes: `Mailbox<U, S, ()>`. The default `Mailbox<U, S>`
-//! also holds a 32-byte [`Gap`](airssys_rt_mailbox::Gap) between its producers' and its
+//! also holds a 24-byte [`Gap`](airssys_rt_mailbox::Gap) between its producers' and its
 //! consumer's fields, so they never share a cache line; an actor cell fills that gap with its
-//! own cold fields instead (id, system pointer, registry marks), leaving 15 bytes of padding.
+//! own cold fields instead (id, system pointer, registry marks), leaving 7 bytes of padding.
 //!
 //! ```text
 //! cargo run --release --example mailbox_size

@@ -5,6 +5,7 @@ use core::marker::PhantomData;
 use core::mem::{offset_of, size_of};
 use core::num::NonZeroU32;
 
+use crate::header::Link;
 use crate::queue::{ConsumerEnd, Ends, Linked, Pop, ProducerEnd};
 use crate::state::SchedState;
 use crate::sync::{AtomicU32, Ordering};
@@ -13,12 +14,16 @@ use crate::sync::{AtomicU32, Ordering};
 /// (x86-64 and most ARM cores).
 pub const CACHE_LINE: usize = 64;
 
-/// The producers' fields of a mailbox, at its front: the two lanes' heads, the state word and
-/// the bound. Kept as one `repr(C)` block so their size is known to [`GAP_BYTES`].
+/// The producers' fields of a mailbox, at its front: the two lanes' heads, the user lane's
+/// stub, the state word and the bound. Kept as one `repr(C)` block so their size is known to
+/// [`GAP_BYTES`].
 #[repr(C)]
 struct ProducerFields {
     /// Swapped by every user push: the word that must not share a line with the consumer's.
     user_head: ProducerEnd,
+    /// Written by every push into an empty user lane (each message to an idle actor), and read
+    /// by the consumer only while the lane is at its stub: so it sits with the producers.
+    user_stub: Link,
     system_head: ProducerEnd,
     state: SchedState,
     /// User messages accepted and not yet popped. Kept only when bounded.
@@ -28,7 +33,7 @@ struct ProducerFields {
 
 /// How many bytes of `C` a [`Mailbox`] needs between its two ends so that no cache line holds
 /// both the user lane's head (written by every push) and anything the consumer reads on every
-/// pop (32 on 64-bit targets). [`Gap`] is exactly this size.
+/// pop (24 on 64-bit targets). [`Gap`] is exactly this size.
 ///
 /// The consumer's fields must start at least a [`CACHE_LINE`] after the head *starts*: the
 /// head is aligned, so it lies in one line, and that line ends at most a line's length after
@@ -168,9 +173,9 @@ pub enum Received<U, S> {
 ///
 /// | part | bytes (64-bit) | who touches it |
 /// |---|---|---|
-/// | producers' fields: the user and system lanes' heads, the [state word](SchedState), the bound and its counter | 32 | every push swaps the user head and reads the state word |
-/// | `cold: C`, the owner's data ([`Gap`] padding by default) | at least [`GAP_BYTES`] (32) | whoever the owner decides; **not** the consumer on every message |
-/// | consumer's fields: the system and user lanes' tails and stubs | 32 | every pop |
+/// | producers' fields: the user and system lanes' heads, the user lane's stub, the [state word](SchedState), the bound and its counter | 40 | every push swaps the user head and reads the state word; a push into an empty lane links the stub |
+/// | `cold: C`, the owner's data ([`Gap`] padding by default) | at least [`GAP_BYTES`] (24) | whoever the owner decides; **not** the consumer on every message |
+/// | consumer's fields: the system lane's tail and stub, the user lane's tail | 24 | every pop |
 ///
 /// [`ENDS_APART`](Self::ENDS_APART) checks that the consumer's fields start at least a
 /// [`CACHE_LINE`] after the user head does, so that they never share a line wherever the
@@ -178,7 +183,12 @@ pub enum Received<U, S> {
 /// line between their cores on every message: keeping them apart made a 4-producer fan-in
 /// about twice as fast (`cargo run --release -p airssys-rt-compare -- --filter fan-in`). The
 /// runtime puts an actor's id, back pointer and registry marks in `C`, so the gap costs an
-/// actor 15 bytes of padding, not 32.
+/// actor 7 bytes of padding, not 24.
+///
+/// The user lane's stub sits with the producers: a message to an idle actor writes it (and
+/// the head and the state word), and the consumer then reads it once, on the same line. With
+/// it on the consumer's side, every such message would move two lines between cores instead
+/// of one.
 ///
 /// ```
 /// use airssys_rt_mailbox::{Boxed, Mailbox, Received};
@@ -201,6 +211,8 @@ pub struct Mailbox<U: Linked, S: Linked = U, C = Gap> {
     producers: ProducerFields,
     cold: C,
     system_tail: ConsumerEnd,
+    /// Read on every pop (the system lane is looked at first), written only by signals.
+    system_stub: Link,
     user_tail: ConsumerEnd,
     _owns: PhantomData<(U, S)>,
 }
@@ -252,6 +264,7 @@ impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
         Self {
             producers: ProducerFields {
                 user_head: ProducerEnd::new(),
+                user_stub: Link::new(),
                 system_head: ProducerEnd::new(),
                 state: SchedState::new(),
                 len: AtomicU32::new(0),
@@ -259,6 +272,7 @@ impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
             },
             cold,
             system_tail: ConsumerEnd::new(),
+            system_stub: Link::new(),
             user_tail: ConsumerEnd::new(),
             _owns: PhantomData,
         }
@@ -272,15 +286,27 @@ impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
 
     #[inline(always)]
     fn user(&self) -> Ends<'_, U> {
-        // SAFETY: these two ends were made together, always carry `U`, and `Drop` drops what
-        // they hold.
-        unsafe { Ends::new(&self.producers.user_head, &self.user_tail) }
+        // SAFETY: these parts were made together, always carry `U`, and `Drop` drops what they
+        // hold.
+        unsafe {
+            Ends::new(
+                &self.producers.user_head,
+                &self.user_tail,
+                &self.producers.user_stub,
+            )
+        }
     }
 
     #[inline(always)]
     fn system(&self) -> Ends<'_, S> {
         // SAFETY: as in `user`, for `S`.
-        unsafe { Ends::new(&self.producers.system_head, &self.system_tail) }
+        unsafe {
+            Ends::new(
+                &self.producers.system_head,
+                &self.system_tail,
+                &self.system_stub,
+            )
+        }
     }
 
     /// The bound on the user lane, if any.

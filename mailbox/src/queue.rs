@@ -52,9 +52,10 @@
 //! points into the queue itself, so a queue that is not in use can be moved freely (it lives
 //! inline in a mailbox, with no allocation of its own).
 //!
-//! **Two ends that may live apart.** The producers touch `head` on every push; the consumer
-//! touches `tail` and the stub on every pop, and `head` only when it takes the last node. The
-//! two ends are separate types, so that an owner can put them on different cache lines
+//! **Parts that may live apart.** The producers touch `head` on every push; the consumer
+//! touches `tail` on every pop, and `head` only when it takes the last node; the stub is
+//! written by a push into an empty queue and read by the consumer while the queue is at the
+//! stub. The three are separate, so that an owner can put the ends on different cache lines
 //! ([`Mailbox`](crate::Mailbox) does): otherwise a consumer streaming through a backlog and a
 //! producer adding to it pull one line back and forth on every message.
 
@@ -115,15 +116,16 @@ pub(crate) struct ProducerEnd {
     head: AtomicPtr<Link>,
 }
 
-/// The consumer's end of a queue: the next node to pop (or [`STUB`]), and the queue's own stub
-/// link, which is in the list whenever the list would otherwise be empty.
+/// The consumer's end of a queue: the next node to pop (or [`STUB`]).
 ///
-/// The stub belongs here, not with the producers' end: the consumer reads the stub's `next`
-/// on every look at an empty queue, while producers write it only when they push into an
-/// empty queue.
+/// The queue's third part, its stub [`Link`] (in the list whenever the list would otherwise be
+/// empty), is the owner's to place: a producer pushing into an empty queue writes its `next`,
+/// and the consumer reads it whenever the queue is at the stub. [`Mailbox`](crate::Mailbox)
+/// keeps the user lane's stub with the producers (it is written on every push into an idle
+/// mailbox) and the system lane's with the consumer (read on every pop, written by rare
+/// signals).
 pub(crate) struct ConsumerEnd {
     tail: UnsafeCell<*mut Link>,
-    stub: Link,
 }
 
 impl ProducerEnd {
@@ -138,32 +140,34 @@ impl ConsumerEnd {
     pub(crate) fn new() -> Self {
         Self {
             tail: UnsafeCell::new(STUB),
-            stub: Link::new(),
         }
     }
 }
 
-/// The two ends of one queue, where the algorithm lives. `T` is what the queue carries: the
-/// ends themselves are untyped, so whoever holds them must always use the same `T`.
+/// The parts of one queue (two ends and the stub), where the algorithm lives. `T` is what the
+/// queue carries: the parts themselves are untyped, so whoever holds them must always use the
+/// same `T`.
 pub(crate) struct Ends<'a, T: Linked> {
     head: &'a ProducerEnd,
     tail: &'a ConsumerEnd,
+    stub: &'a Link,
     _carries: PhantomData<fn(T) -> T>,
 }
 
 impl<'a, T: Linked> Ends<'a, T> {
-    /// The queue made of these two ends.
+    /// The queue made of these parts.
     ///
     /// # Safety
     ///
-    /// `head` and `tail` were made together (by `new`) as the two ends of one queue, every
-    /// `Ends` over them carries the same `T`, and the nodes they hold are dropped by their owner
-    /// (a queue's ends do not drop what they hold).
+    /// `head`, `tail` and `stub` were made together (by `new`) as the parts of one queue and
+    /// stay together, every `Ends` over them carries the same `T`, and the nodes they hold are
+    /// dropped by their owner (a queue's parts do not drop what they hold).
     #[inline(always)]
-    pub(crate) unsafe fn new(head: &'a ProducerEnd, tail: &'a ConsumerEnd) -> Self {
+    pub(crate) unsafe fn new(head: &'a ProducerEnd, tail: &'a ConsumerEnd, stub: &'a Link) -> Self {
         Self {
             head,
             tail,
+            stub,
             _carries: PhantomData,
         }
     }
@@ -172,7 +176,7 @@ impl<'a, T: Linked> Ends<'a, T> {
     #[inline(always)]
     fn resolve(&self, link: *mut Link) -> *const Link {
         if link == STUB {
-            &self.tail.stub
+            self.stub
         } else {
             link
         }
@@ -198,8 +202,7 @@ impl<'a, T: Linked> Ends<'a, T> {
         let prev = self.head.head.swap(node, ord::QUEUE_SWAP());
         // The window of inconsistency: `head == node`, but `prev.next` is still null.
         let prev = self.resolve(prev);
-        // SAFETY: `prev` was the head, so it is either the stub (part of the consumer's end,
-        // alive as long as `self`) or a node that has not been popped: the consumer pops a node
+        // SAFETY: `prev` was the head, so it is either the stub (alive as long as `self`) or a node that has not been popped: the consumer pops a node
         // only once its `next` is set, and only we (who received it from the swap) set it. So
         // `prev` is alive and only we write it.
         unsafe { (*prev).next.store(node, ord::QUEUE_LINK()) };
@@ -243,10 +246,7 @@ impl<'a, T: Linked> Ends<'a, T> {
                 return Pop::Inconsistent;
             }
             // `tail` is the last node: push the stub behind it so `tail` can be taken.
-            self.tail
-                .stub
-                .next
-                .store(ptr::null_mut(), Ordering::Relaxed);
+            self.stub.next.store(ptr::null_mut(), Ordering::Relaxed);
             self.push_link(STUB);
             // SAFETY: `tail` is still a real node we own.
             next = unsafe { (*tail).next.load(ord::QUEUE_NEXT()) };
@@ -272,7 +272,7 @@ impl<'a, T: Linked> Ends<'a, T> {
         self.tail.tail.with(|tail_slot| {
             // SAFETY: the caller is the only consumer, so `tail` is not being written.
             let tail = unsafe { *tail_slot };
-            tail != STUB || !self.tail.stub.next.load(ord::QUEUE_NEXT()).is_null()
+            tail != STUB || !self.stub.next.load(ord::QUEUE_NEXT()).is_null()
         })
     }
 
@@ -331,9 +331,10 @@ impl<'a, T: Linked> Ends<'a, T> {
 pub struct MpscQueue<T: Linked> {
     /// Producers' end.
     head: ProducerEnd,
-    /// Consumer's end (and the stub). Only the consumer touches it, but for one link store
-    /// per push into an empty queue.
+    /// Consumer's end. Only the consumer touches it.
     tail: ConsumerEnd,
+    /// The queue's own link, in the list whenever it would otherwise be empty.
+    stub: Link,
     _owns: PhantomData<T>,
 }
 
@@ -351,15 +352,16 @@ impl<T: Linked> MpscQueue<T> {
         Self {
             head: ProducerEnd::new(),
             tail: ConsumerEnd::new(),
+            stub: Link::new(),
             _owns: PhantomData,
         }
     }
 
     #[inline(always)]
     fn ends(&self) -> Ends<'_, T> {
-        // SAFETY: our two ends were made together, always carry `T`, and `Drop` drops what
-        // they hold.
-        unsafe { Ends::new(&self.head, &self.tail) }
+        // SAFETY: our parts were made together, always carry `T`, and `Drop` drops what they
+        // hold.
+        unsafe { Ends::new(&self.head, &self.tail, &self.stub) }
     }
 
     /// Appends `item`. Wait-free: one swap and one store, whatever other threads do.
