@@ -53,7 +53,8 @@ const USAGE: &str = "usage: airssys-rt-compare [--quick | --scale F] [--runs N] 
   --budget SECS    stop a cell's runs once they took this long (default 8)
   --filter W       only workloads whose key contains W (ping-pong-1, ping-pong-2, fan-in-1,
                    fan-in-4, spawn, memory, ring, counting, fork-join, big, chameneos)
-  --system NAME    only systems whose name contains NAME
+  --system NAME    only systems whose name contains NAME (=NAME: exactly NAME, as in
+                   --system '=airssys-rt' for airssys-rt on its own drivers only)
   --out DIR        where to write results.md and results.svg (default: this package's
                    directory, for a full run only)";
 
@@ -133,7 +134,10 @@ fn main() -> ExitCode {
         .filter(|&i| {
             opts.system
                 .as_ref()
-                .is_none_or(|s| systems[i].name().contains(s.as_str()))
+                .is_none_or(|s| match s.strip_prefix('=') {
+                    Some(exact) => systems[i].name() == exact,
+                    None => systems[i].name().contains(s.as_str()),
+                })
         })
         .collect();
     let columns: Vec<Column> = chosen
