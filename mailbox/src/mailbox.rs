@@ -179,9 +179,10 @@ pub enum Received<U, S> {
 ///
 /// [`ENDS_APART`](Self::ENDS_APART) checks that the consumer's fields start at least a
 /// [`CACHE_LINE`] after the user head does, so that they never share a line wherever the
-/// mailbox is placed. Otherwise a consumer working through a backlog and a producer adding to it pull one
-/// line between their cores on every message: keeping them apart made a 4-producer fan-in
-/// about twice as fast (`cargo run --release -p airssys-rt-compare -- --filter fan-in`). The
+/// mailbox is placed. Otherwise a consumer working through a backlog and a producer adding to
+/// it pull one line between their cores on every message: keeping them apart made Savina
+/// counting (one producer, one consumer) 2.5x faster and a 4-producer fan-in about 1.4x (A/B
+/// runs of `cargo run --release -p airssys-rt-compare -- --filter counting`, `fan-in`). The
 /// runtime puts an actor's id, back pointer and registry marks in `C`, so the gap costs an
 /// actor 7 bytes of padding, not 24.
 ///
@@ -245,8 +246,8 @@ impl<U: Linked, S: Linked, C: Default> Mailbox<U, S, C> {
 
 impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
     /// Whether the consumer's fields start at least a [`CACHE_LINE`] after the user lane's head
-    /// (written by every push) starts, so that they never share a line. True with the default [`Gap`];
-    /// an owner that puts its own `C` there asserts it in a `const`.
+    /// (written by every push) starts, so that they never share a line. True with the default
+    /// [`Gap`]; an owner that puts its own `C` there asserts it in a `const`.
     ///
     /// ```
     /// use airssys_rt_mailbox::{Boxed, Mailbox};
@@ -432,8 +433,9 @@ impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
             while let Pop::Data(s) = self.system().pop() {
                 f(Received::System(s));
             }
+            let bounded = self.producers.capacity.is_some();
             while let Pop::Data(u) = self.user().pop() {
-                self.release_slot(true);
+                self.release_slot(bounded);
                 f(Received::User(u));
             }
         }

@@ -202,9 +202,10 @@ impl<'a, T: Linked> Ends<'a, T> {
         let prev = self.head.head.swap(node, ord::QUEUE_SWAP());
         // The window of inconsistency: `head == node`, but `prev.next` is still null.
         let prev = self.resolve(prev);
-        // SAFETY: `prev` was the head, so it is either the stub (alive as long as `self`) or a node that has not been popped: the consumer pops a node
-        // only once its `next` is set, and only we (who received it from the swap) set it. So
-        // `prev` is alive and only we write it.
+        // SAFETY: `prev` was the head, so it is either the stub (alive as long as `self`) or a
+        // node that has not been popped: the consumer pops a node only once its `next` is set,
+        // and only we (who received it from the swap) set it. So `prev` is alive and only we
+        // write it.
         unsafe { (*prev).next.store(node, ord::QUEUE_LINK()) };
     }
 
@@ -379,7 +380,8 @@ impl<T: Linked> MpscQueue<T> {
     /// call.
     #[inline]
     pub unsafe fn pop(&self) -> Pop<T> {
-        // SAFETY: forwarded from the caller.
+        // SAFETY: this method's contract (the caller is the single consumer) is the one
+        // `Ends::pop` requires, and `ends()` gives this queue's own parts.
         unsafe { self.ends().pop() }
     }
 
@@ -394,7 +396,8 @@ impl<T: Linked> MpscQueue<T> {
     /// As for [`pop`](Self::pop): the caller must be the single consumer.
     #[inline]
     pub unsafe fn has_data(&self) -> bool {
-        // SAFETY: forwarded from the caller.
+        // SAFETY: this method's contract (the caller is the single consumer) is the one
+        // `Ends::has_data` requires, and `ends()` gives this queue's own parts.
         unsafe { self.ends().has_data() }
     }
 
@@ -409,7 +412,8 @@ impl<T: Linked> MpscQueue<T> {
     /// As for [`pop`](Self::pop): the caller must be the single consumer.
     #[inline]
     pub unsafe fn is_empty(&self) -> bool {
-        // SAFETY: forwarded from the caller.
+        // SAFETY: this method's contract (the caller is the single consumer) is the one
+        // `Ends::is_empty` requires, and `ends()` gives this queue's own parts.
         unsafe { self.ends().is_empty() }
     }
 
