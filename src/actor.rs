@@ -636,8 +636,9 @@ impl Runnable {
     ///   close or unregistering, happens between now and this runnable's own run; that run
     ///   keeps a reference of its own before it unregisters (see `RunCell for Cell`);
     /// * a mailbox closed earlier is seen as closed: the close is an RMW on the state word
-    ///   before that run's `finish` (Release), and every token after that comes from a notify
-    ///   that reads that finish (AcqRel) or from the same thread.
+    ///   before that run parks the mailbox (a Release CAS on its user head), and every token
+    ///   after that comes from an RMW that reads that park (a push's swap, an unpark's CAS:
+    ///   both Acquire) or from the same thread.
     ///
     /// The token is set aside, to be reclaimed by the run (`RunCell::run`): the runnable stands
     /// for it until then.

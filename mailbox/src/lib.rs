@@ -2,15 +2,15 @@
 //!
 //! This crate knows nothing of actors, message types or executors. It moves message *nodes*
 //! (anything [`Linked`]: a [`MsgHeader`] at the front of some memory) between threads, keeps
-//! the scheduling state word that decides who runs a mailbox's consumer, and hands the host a
+//! the run token that decides who runs a mailbox's consumer, and hands the host a
 //! [`RunToken`] when a mailbox needs a run.
 //!
 //! | piece | what it is |
 //! |---|---|
 //! | [`MsgHeader`], [`Link`] | the 16-byte intrusive node at the front of every message |
 //! | [`MpscQueue`] | Dmitry Vyukov's intrusive MPSC queue: wait-free push, single consumer |
-//! | [`SchedState`] | SCHEDULED / CLOSED / WOKEN, documented bit by bit in [`state`] |
-//! | [`Mailbox`] | user lane (optionally bounded) + system lane + state word, its producers' and consumer's ends a cache line apart |
+//! | [`SchedState`] | the run token (the user head's parked mark) and the CLOSED / WOKEN word beside it, documented in [`state`] |
+//! | [`Mailbox`] | user lane (optionally bounded, its head carrying the run token) + system lane + state word, its producers' and consumer's ends a cache line apart |
 //! | [`Boxed`] | a heap node for a plain value (control signals, tests) |
 //! | [`ArenaWriter`], [`chunk`] | one thread's bump allocator over pooled 64 KiB chunks, biased refcounts |
 //! | [`Slab`] | a generational slab with wait-free lookups (actor ids) |

@@ -1,4 +1,5 @@
-//! [`Mailbox`]: a user lane, a system lane, a scheduling state word and an optional bound.
+//! [`Mailbox`]: a user lane (whose head carries the run token), a system lane, a state word
+//! and an optional bound.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -149,7 +150,7 @@ pub enum Received<U, S> {
     User(U),
 }
 
-/// An actor's mailbox: two intrusive MPSC queues and a scheduling state word.
+/// An actor's mailbox: two intrusive MPSC queues, a run token and a state word.
 ///
 /// * The **user lane** carries ordinary messages. It may be bounded: a push beyond the bound
 ///   gets [`PushError::Full`] with the message back.
@@ -157,11 +158,13 @@ pub enum Received<U, S> {
 ///   bounded and is always drained first, so user traffic can neither block nor delay a
 ///   signal. A signal pushed before a user message (by any thread, as long as the first push
 ///   happened-before the second) is received before it.
-/// * The **state word** ([`SchedState`]) makes scheduling exactly-once: a push that finds the
-///   mailbox idle returns a [`RunToken`]; the host runs it ([`begin_run`](Self::begin_run) …
-///   [`finish`](Run::finish)); a run that ends looks at the queues once it has let go and
-///   takes a new token if work arrived meanwhile. A push to a scheduled or running mailbox
-///   only reads the state word.
+/// * **Scheduling is exactly-once**, and costs a message nothing beyond its push: the user
+///   lane's head carries the run token (a *parked* mark while idle, see [`state`](crate::state)).
+///   The push whose swap finds the mark returns the [`RunToken`]; the host runs it
+///   ([`begin_run`](Self::begin_run) … [`finish`](Run::finish)); a run that ends with nothing
+///   left parks the lane again with one CAS, which fails, keeping the token, if a push got in
+///   first. A signal or a wake-up ([`notify`](Self::notify)) unparks the lane. The state word
+///   ([`SchedState`]) beside it holds `CLOSED` and `WOKEN`.
 /// * **Close** makes later pushes fail with the message back. Messages accepted before the
 ///   close (including pushes racing with it) are still received by a run, which sees
 ///   [`Run::is_closed`] and can hand them to a dead-letter hook. Every message is received,
@@ -173,7 +176,7 @@ pub enum Received<U, S> {
 ///
 /// | part | bytes (64-bit) | who touches it |
 /// |---|---|---|
-/// | producers' fields: the user and system lanes' heads, the user lane's stub, the [state word](SchedState), the bound and its counter | 40 | every push swaps the user head and reads the state word; a push into an empty lane links the stub |
+/// | producers' fields: the user and system lanes' heads, the user lane's stub, the [state word](SchedState), the bound and its counter | 40 | every push swaps the user head (and takes the token if it was parked) after reading the state word (closed?); a push into an empty lane links the stub |
 /// | `cold: C`, the owner's data ([`Gap`] padding by default) | at least [`GAP_BYTES`] (24) | whoever the owner decides; **not** the consumer on every message |
 /// | consumer's fields: the system lane's tail and stub, the user lane's tail | 24 | every pop |
 ///
@@ -187,7 +190,7 @@ pub enum Received<U, S> {
 /// actor 7 bytes of padding, not 24.
 ///
 /// The user lane's stub sits with the producers: a message to an idle actor writes it (and
-/// the head and the state word), and the consumer then reads it once, on the same line. With
+/// the head), and the consumer then reads it once, on the same line. With
 /// it on the consumer's side, every such message would move two lines between cores instead
 /// of one.
 ///
@@ -264,7 +267,8 @@ impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
     pub fn with_cold(capacity: Option<NonZeroU32>, cold: C) -> Self {
         Self {
             producers: ProducerFields {
-                user_head: ProducerEnd::new(),
+                // Parked: idle, and the first push takes the token.
+                user_head: ProducerEnd::parked(),
                 user_stub: Link::new(),
                 system_head: ProducerEnd::new(),
                 state: SchedState::new(),
@@ -342,9 +346,14 @@ impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
                 return Err(PushError::Full(msg));
             }
         }
-        self.user().push(msg);
-        // S2: every push is followed by this check of the state word.
-        Ok(self.notify_pushed())
+        // The swap that found the lane parked took the token (S1, S2 in `state`).
+        if !self.user().push(msg) {
+            return Ok(None);
+        }
+        if crate::sync::mutant("notify_closed_no_token") && p.state.is_closed() {
+            return Ok(None);
+        }
+        Ok(Some(self.token()))
     }
 
     /// Pushes a control signal: never bounded, drained before user messages. Fails only when
@@ -354,20 +363,39 @@ impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
         if self.producers.state.is_closed() {
             return Err(msg);
         }
-        self.system().push(msg);
-        Ok(self.notify_pushed())
+        // The system lane is never parked: its push takes no token by itself.
+        let _ = self.system().push(msg);
+        // The sender's half of the store-load handshake (`state`): the swap, then a look at
+        // the user head.
+        crate::sync::loom_seqcst_fence("push_no_seqcst");
+        Ok(self.unpark())
     }
 
+    /// Takes the token if the mailbox is parked (idle).
     #[inline]
-    fn notify_pushed(&self) -> Option<RunToken> {
-        self.producers.state.notify_pushed().then(|| self.token())
+    fn unpark(&self) -> Option<RunToken> {
+        self.user().unpark().then(|| self.token())
     }
 
     /// Asks for a run without a message (a wake-up: a timer fired, a future became ready).
     /// Returns the token if the caller must schedule it.
     #[inline]
     pub fn notify(&self) -> Option<RunToken> {
-        self.producers.state.wake().then(|| self.token())
+        // Idle: take the token; the run it starts serves this wake-up.
+        if let Some(token) = self.unpark() {
+            return Some(token);
+        }
+        // Scheduled or running: leave a note for the run, then look again, in case that run
+        // parked in between (the handshake in `state`).
+        self.producers.state.wake();
+        crate::sync::loom_seqcst_fence("push_no_seqcst");
+        self.unpark()
+    }
+
+    /// Whether a run is pending or in progress (somebody holds the token), as opposed to
+    /// idle. A snapshot for diagnostics and tests: it may be stale at once.
+    pub fn is_scheduled(&self) -> bool {
+        !self.user().is_parked()
     }
 
     /// The token that [`RunToken::set_aside`] set aside.
@@ -414,9 +442,10 @@ impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
             self.addr(),
             "RunToken passed to a mailbox that did not issue it"
         );
-        // Consumed: the run now stands for it (`SCHEDULED` stays set).
+        // Consumed: the run now stands for it (the user head stays unparked).
         let RunToken { .. } = token;
-        self.producers.state.begin_run();
+        // This run serves any wake-up that came while the token was pending.
+        self.producers.state.take_woken();
         Run {
             mailbox: self,
             // Read once per run: the pops then need nothing from the producers' line.
@@ -478,6 +507,7 @@ impl<U: Linked, S: Linked, C> Drop for Mailbox<U, S, C> {
 impl<U: Linked, S: Linked, C> fmt::Debug for Mailbox<U, S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mailbox")
+            .field("scheduled", &self.is_scheduled())
             .field("state", &self.producers.state)
             .field("occupancy", &self.occupancy())
             .field("capacity", &self.producers.capacity)
@@ -593,23 +623,34 @@ impl<U: Linked, S: Linked, C> Run<'_, U, S, C> {
     fn end(&mut self, yielded: bool, user_lane_counts: bool) -> Option<RunToken> {
         self.finished = true;
         let mailbox = self.mailbox;
+        let (user, system, state) = (mailbox.user(), mailbox.system(), &mailbox.producers.state);
         // While still the consumer: a message left behind (one a producer is still linking,
-        // say) means run again, with the token kept.
-        // SAFETY: this run is the single consumer until `finish` below lets go.
+        // say) or a wake-up means run again, with the token kept. Nothing is written.
+        // SAFETY: this run is the single consumer until it parks below.
         let keep = yielded
-            || unsafe {
-                (user_lane_counts && !mailbox.user().is_empty()) || !mailbox.system().is_empty()
-            };
-        // After letting go, another run may already be consuming: look only at the
-        // producers' ends, for pushes that raced with the release.
-        let pushed_since = || {
-            (user_lane_counts && !mailbox.user().head_is_stub()) || !mailbox.system().head_is_stub()
-        };
-        mailbox
-            .producers
-            .state
-            .finish(keep, pushed_since)
-            .then(|| mailbox.token())
+            || unsafe { (user_lane_counts && !user.is_empty()) || !system.is_empty() }
+            || state.take_woken();
+        if keep {
+            return Some(mailbox.token());
+        }
+        // Let go: park the user lane. Fails (and we keep the token) if a user push got in
+        // since `is_empty` above.
+        // SAFETY: this run holds the token and is the single consumer.
+        if !unsafe { user.park(user_lane_counts) } {
+            return Some(mailbox.token());
+        }
+        // The run's half of the store-load handshake (`state`): a signal or a wake-up that
+        // came after our looks above, and whose sender saw the lane not yet parked, is seen
+        // here. From now on another run may be consuming: look only at the system lane's
+        // producer end and at the word.
+        crate::sync::loom_seqcst_fence("finish_no_seqcst");
+        let again =
+            !crate::sync::mutant("no_recheck") && (!system.head_is_stub() || state.is_woken());
+        if again {
+            mailbox.unpark()
+        } else {
+            None
+        }
     }
 }
 

@@ -52,6 +52,16 @@
 //! points into the queue itself, so a queue that is not in use can be moved freely (it lives
 //! inline in a mailbox, with no allocation of its own).
 //!
+//! **Parking (the mailbox's run token).** The low bit of `head` (`PARKED`) is free: every
+//! link is at least 8-byte aligned. [`Mailbox`](crate::Mailbox) uses it on its user lane as its
+//! scheduling token: set means "idle, nobody holds the right to consume". Only the consumer
+//! sets it (`Ends::park`, a CAS, as its run ends); a producer's `swap` puts an
+//! unmarked node in its place, so the push that finds the mark (in `prev`) is the one that takes
+//! the token, at no cost beyond the swap it does anyway; anyone else takes it with
+//! `Ends::unpark` (a CAS). Every change of the bit is an RMW on `head`, so exactly
+//! one party takes each parking. A queue nobody parks (the system lane, [`MpscQueue`]) never
+//! sees the bit. The protocol around it is in `state.rs`.
+//!
 //! **Parts that may live apart.** The producers touch `head` on every push; the consumer
 //! touches `tail` on every pop, and `head` only when it takes the last node; the stub is
 //! written by a push into an empty queue and read by the consumer while the queue is at the
@@ -71,6 +81,23 @@ use crate::sync::{ord, AtomicPtr, Ordering, UnsafeCell};
 /// It is a well-aligned, non-null address that no allocation can have. It is never
 /// dereferenced: [`MpscQueue::resolve`] maps it to the stub.
 const STUB: *mut Link = NonNull::<Link>::dangling().as_ptr();
+
+/// The mark in a parkable lane's `head`: the lane's owner is idle and the next push (or an
+/// [`unpark`](Ends::unpark)) takes its run token. Links are at least 8-byte aligned, so a real
+/// pointer (or [`STUB`]) never has this bit.
+const PARKED: usize = 1;
+
+/// `link` without the [`PARKED`] mark.
+#[inline(always)]
+fn unmarked(link: *mut Link) -> *mut Link {
+    link.map_addr(|a| a & !PARKED)
+}
+
+/// Whether `link` (a `head` value) carries the [`PARKED`] mark.
+#[inline(always)]
+fn is_parked(link: *mut Link) -> bool {
+    link.addr() & PARKED != 0
+}
 
 /// An owning handle that can travel through an intrusive queue as a pointer to its [`Link`].
 ///
@@ -129,9 +156,17 @@ pub(crate) struct ConsumerEnd {
 }
 
 impl ProducerEnd {
+    /// An empty end, not parked.
     pub(crate) fn new() -> Self {
         Self {
             head: AtomicPtr::new(STUB),
+        }
+    }
+
+    /// An empty end, parked: the first push takes the token.
+    pub(crate) fn parked() -> Self {
+        Self {
+            head: AtomicPtr::new(STUB.map_addr(|a| a | PARKED)),
         }
     }
 }
@@ -172,7 +207,7 @@ impl<'a, T: Linked> Ends<'a, T> {
         }
     }
 
-    /// Maps the [`STUB`] sentinel to the real stub link.
+    /// Maps the [`STUB`] sentinel to the real stub link. `link` carries no [`PARKED`] mark.
     #[inline(always)]
     fn resolve(&self, link: *mut Link) -> *const Link {
         if link == STUB {
@@ -182,9 +217,10 @@ impl<'a, T: Linked> Ends<'a, T> {
         }
     }
 
-    /// Appends `item`. Wait-free: one swap and one store, whatever other threads do.
+    /// Appends `item`. Wait-free: one swap and one store, whatever other threads do. Returns
+    /// `true` if the queue was [parked](Self::park): the caller has taken its owner's token.
     #[inline]
-    pub(crate) fn push(&self, item: T) {
+    pub(crate) fn push(&self, item: T) -> bool {
         let node = item.into_link().as_ptr();
         debug_assert_ne!(
             node, STUB,
@@ -193,20 +229,24 @@ impl<'a, T: Linked> Ends<'a, T> {
         // SAFETY: by the `Linked` contract, `node` is a valid link that nobody else touches
         // until the consumer pops it; it is not in any list yet.
         unsafe { (*node).next.store(ptr::null_mut(), Ordering::Relaxed) };
-        self.push_link(node);
+        self.push_link(node)
     }
 
     /// Links `node` (a real node or [`STUB`]) at the head. Its `next` must already be null.
+    /// Returns whether the head was parked (the swap took the mark off: the caller has the
+    /// token).
     #[inline(always)]
-    fn push_link(&self, node: *mut Link) {
+    fn push_link(&self, node: *mut Link) -> bool {
         let prev = self.head.head.swap(node, ord::QUEUE_SWAP());
         // The window of inconsistency: `head == node`, but `prev.next` is still null.
-        let prev = self.resolve(prev);
+        let parked = is_parked(prev);
+        let prev = self.resolve(unmarked(prev));
         // SAFETY: `prev` was the head, so it is either the stub (alive as long as `self`) or a
         // node that has not been popped: the consumer pops a node only once its `next` is set,
         // and only we (who received it from the swap) set it. So `prev` is alive and only we
         // write it.
         unsafe { (*prev).next.store(node, ord::QUEUE_LINK()) };
+        parked
     }
 
     /// Removes the oldest message.
@@ -243,12 +283,19 @@ impl<'a, T: Linked> Ends<'a, T> {
             }
             // `tail` is the last linked node. If `head` moved past it, a producer is inside its
             // window and `tail.next` will be set soon.
-            if tail != self.head.head.load(Ordering::Acquire) {
+            // (A lane is parked only while empty or while its consumer holds no token: never
+            // in a run, but a `drain` with exclusive access can see the mark.)
+            if tail != unmarked(self.head.head.load(Ordering::Acquire)) {
                 return Pop::Inconsistent;
             }
-            // `tail` is the last node: push the stub behind it so `tail` can be taken.
+            // `tail` is the last node: push the stub behind it so `tail` can be taken. The
+            // head is not parked (see above), so this takes no token.
             self.stub.next.store(ptr::null_mut(), Ordering::Relaxed);
-            self.push_link(STUB);
+            let _took_token = self.push_link(STUB);
+            debug_assert!(
+                !_took_token,
+                "the consumer re-linked its stub into a parked lane"
+            );
             // SAFETY: `tail` is still a real node we own.
             next = unsafe { (*tail).next.load(ord::QUEUE_NEXT()) };
             if !next.is_null() {
@@ -289,10 +336,74 @@ impl<'a, T: Linked> Ends<'a, T> {
         tail == STUB && self.head_is_stub()
     }
 
-    /// See [`MpscQueue::head_is_stub`].
+    /// See [`MpscQueue::head_is_stub`]. A parked head counts as the stub.
     #[inline]
     pub(crate) fn head_is_stub(&self) -> bool {
-        self.head.head.load(Ordering::SeqCst) == STUB
+        unmarked(self.head.head.load(Ordering::SeqCst)) == STUB
+    }
+
+    /// Whether the head carries the [`PARKED`] mark (a snapshot).
+    #[inline]
+    pub(crate) fn is_parked(&self) -> bool {
+        is_parked(self.head.head.load(Ordering::Acquire))
+    }
+
+    /// Parks the lane: marks its head, so that the next push or [`unpark`](Self::unpark)
+    /// takes the token. With `only_if_empty`, only if the head is still the stub (nothing
+    /// pushed since the caller saw the queue empty); otherwise whatever the head is (the
+    /// messages stay queued for a later run). Returns `false`, and leaves the token with the
+    /// caller, if a push got in first (`only_if_empty`).
+    ///
+    /// `SeqCst`, and Release: the mark hands what the consumer did to whoever takes the token
+    /// next (its swap or CAS Acquires it).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lane's token (the head is not parked), and is the queue's single
+    /// consumer.
+    #[inline]
+    pub(crate) unsafe fn park(&self, only_if_empty: bool) -> bool {
+        let mut head = if only_if_empty {
+            STUB
+        } else {
+            self.head.head.load(Ordering::Relaxed)
+        };
+        loop {
+            debug_assert!(!is_parked(head), "park without the token");
+            match self.head.head.compare_exchange_weak(
+                head,
+                head.map_addr(|a| a | PARKED),
+                ord::PARK(),
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) if only_if_empty && now != STUB => return false,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Takes the token of a parked lane: clears the mark, if it is there. Returns `true` if
+    /// this call cleared it (the caller now holds the token), `false` if the lane is not
+    /// parked (someone holds the token: a run, a pending task, or the push that unparked it).
+    ///
+    /// The load is `SeqCst` (the store-load handshake of `state.rs`); the CAS Acquires what the
+    /// parking consumer released.
+    #[inline]
+    pub(crate) fn unpark(&self) -> bool {
+        let mut head = self.head.head.load(Ordering::SeqCst);
+        while is_parked(head) {
+            match self.head.head.compare_exchange_weak(
+                head,
+                unmarked(head),
+                ord::UNPARK(),
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => head = now,
+            }
+        }
+        false
     }
 
     /// Pops and drops everything. For owners of the two ends, when they are dropped.
@@ -368,7 +479,8 @@ impl<T: Linked> MpscQueue<T> {
     /// Appends `item`. Wait-free: one swap and one store, whatever other threads do.
     #[inline]
     pub fn push(&self, item: T) {
-        self.ends().push(item);
+        // Never parked (only a mailbox parks its lane), so this takes no token.
+        let _ = self.ends().push(item);
     }
 
     /// Removes the oldest message.

@@ -1,166 +1,128 @@
-//! The scheduling state word of a mailbox.
+//! How a mailbox is scheduled: its run token, and the state word beside it.
 //!
-//! One word per mailbox decides who may run its consumer. It follows async-task's `state.rs`
-//! (and tokio's task state) in spirit: a few documented bits, changed only by
-//! read-modify-write operations. What it adds is that a send to a mailbox that is already
-//! scheduled or running writes nothing here at all: it only reads the word.
+//! Exactly one party may run a mailbox's consumer at a time. That right is the
+//! [`RunToken`](crate::RunToken), and it lives in two places that only RMWs change:
 //!
-//! # Layout (`u64`)
+//! * **The user lane's head carries the token.** Its low bit, `PARKED` (see `queue.rs`), is set
+//!   while the mailbox is idle and nobody holds the token. The consumer sets it as a run ends
+//!   (one CAS that expects the head it saw). A push's `swap` replaces the head with an unmarked
+//!   node, so the push that finds the mark in the value it swapped out *is* the one that takes
+//!   the token, with no other write: a message to an idle mailbox costs one locked instruction
+//!   (the swap every push does anyway), not two. This is Pony's actor queue trick.
+//! * **The state word ([`SchedState`], this module) holds what is not a message**: `CLOSED`
+//!   and `WOKEN`.
+//!
+//! # The state word (`u64`)
 //!
 //! | bit | name | set by | cleared by | meaning |
 //! |---|---|---|---|---|
-//! | 0 | `SCHEDULED` | a push or [`wake`](SchedState::wake) that found it clear (and so took the token) | [`finish`](SchedState::finish) | a [`RunToken`](crate::RunToken) exists or a run is in progress: exactly one party owns the consumer |
-//! | 1 | `CLOSED` | [`close`](SchedState::close) | never | no new message is accepted; whatever is still queued or in flight is handed back by later runs |
-//! | 2 | `WOKEN` | a [`wake`](SchedState::wake) that found `SCHEDULED` set | `begin_run`, `finish` | a wake-up without a message came while scheduled or running: the run must go again, even with empty queues |
+//! | 0 | `CLOSED` | [`close`](SchedState::close) | never | no new message is accepted; whatever is still queued or in flight is handed back by later runs |
+//! | 1 | `WOKEN` | [`wake`](SchedState::wake) | [`take_woken`](SchedState::take_woken) (at the start and at the end of a run) | a wake-up without a message came: the run must go again, even with empty queues |
 //!
-//! # Transitions
+//! # Transitions of the token
 //!
 //! ```text
-//!          push, then load: SCHEDULED clear -> fetch_or(SCHEDULED): the token
-//!   IDLE ─────────────────────────────────────────────────────────▶ SCHEDULED (token, then run)
-//!    ▲                                                                  │
-//!    │ finish: fetch_and(!SCHEDULED), then look at the queues:          │ push: load only,
-//!    │ empty and not WOKEN -> stays IDLE                                │ nothing written
-//!    └──────────────────────────────────────────────────────────────────┘
-//!      (queues not empty, or WOKEN: finish takes the token back with fetch_or)
+//!           user push: swap finds PARKED                 ┌──────────────────────┐
+//!   PARKED ──────────────────────────────────────────▶  │ token held: pending  │
+//!   (idle)   signal push or wake-up: unpark (a CAS)      │ run, or running      │
+//!     ▲                                                  └──────────┬───────────┘
+//!     │  the run ends: queues empty, no WOKEN → park (CAS)          │ user push: swap, nothing
+//!     └─────────────────────────────────────────────────────────────┘ else written
+//!        (the CAS fails when a push got in first: the run keeps the token)
 //! ```
 //!
-//! `begin_run` writes nothing (the token already stands for `SCHEDULED`), except to clear a
-//! `WOKEN` that came while the token was pending, which this run serves. A `finish` that
-//! `yielded` (stopped with work left) writes nothing either and keeps the token.
+//! A run that yields (stops with work left) keeps the token and writes nothing. A run that
+//! ends awaiting (an actor inside an async handler, which takes only signals meanwhile) parks
+//! with its user messages left queued: the next push, signal or wake-up takes the token.
 //!
-//! # Why a push need not write: the store-load handshake
+//! # Why nothing is stranded
 //!
-//! A producer pushes (the queue's `head.swap`), then *loads* the word. A finishing consumer
-//! clears `SCHEDULED` (a `fetch_and`), then *loads* the queues' `head`s (only those: the moment
-//! it lets go, another run may begin and own the consumer's end). All four accesses are
-//! `SeqCst`, so they fall in one total order, and whichever of the two writes comes first in
-//! it is seen by the other side's load (the store-buffering litmus test, forbidden for
-//! `SeqCst`). So either the producer sees `SCHEDULED` clear and takes the token itself, or the
-//! consumer sees the message and takes the token back: a message is never stranded. Both may
-//! try; `fetch_or` lets exactly one win.
+//! * **User messages**: a push and the run's park are RMWs on the same word, the head. If the
+//!   push comes first, the park's CAS (which expects the stub, seen empty) fails and the run
+//!   goes on; if the park comes first, the push's swap finds the mark and takes the token.
+//! * **Signals and wake-ups** live elsewhere (the system lane's head, the `WOKEN` bit), so
+//!   they use a store-load handshake. The sender writes (its swap on the system head, or the
+//!   `fetch_or` of `WOKEN`), then loads the user head and, if parked, unparks it. A finishing
+//!   run parks (its CAS), then loads the system head and the word and, if there is anything,
+//!   unparks. All of these are `SeqCst`, so they fall in one total order, and whichever write
+//!   comes first in it is seen by the other side's load (the store-buffering litmus test,
+//!   forbidden for `SeqCst`). So the sender sees the mark, or the run sees the signal or the
+//!   bit; both may try, and the CAS lets exactly one take the token. A wake-up first tries to
+//!   unpark directly (an idle mailbox needs no `WOKEN`), and sets `WOKEN` only if that fails.
 //!
 //! Under loom, `SeqCst` accesses are modelled as `AcqRel` only (loom#180), which would report
-//! this handshake as broken; the loom build puts a `fence(SeqCst)` between each write and its
-//! load instead (`sync::loom_seqcst_fence`), which forbids the same outcome. Outside
-//! loom the fence is not emitted: the `SeqCst` accesses are enough on their own, and on x86
-//! the producer's swap and the consumer's `fetch_and` are locked instructions (full barriers)
-//! already, while a `SeqCst` load is a plain load.
-//!
-//! A wake-up has no message for the consumer to find, so it cannot use the handshake: it sets
-//! `WOKEN` (one CAS) when the mailbox is scheduled, and `finish` sees it in the value its
-//! `fetch_and` returns.
+//! these handshakes as broken; the loom build puts a `fence(SeqCst)` between each write and
+//! its load instead (`sync::loom_seqcst_fence`), which forbids the same outcome. Outside loom
+//! the fence is not emitted: the `SeqCst` accesses are enough on their own, and on x86 the
+//! writes are locked instructions (full barriers) already, while a `SeqCst` load is a plain
+//! load.
 //!
 //! # Invariants
 //!
-//! * **S1, exactly one runner.** A [`RunToken`](crate::RunToken) is created only by the
-//!   `fetch_or` (or CAS) that sets `SCHEDULED` from clear, and `SCHEDULED` stays set until the
-//!   token's run finishes. So at most one token or run exists at a time.
-//! * **S2, no lost message.** A push either finds `SCHEDULED` clear (and takes the token) or
-//!   the consumer's `finish` finds its message (the handshake above).
-//! * **S3, no lost wake-up.** A wake either takes the token or sets `WOKEN` while
-//!   `SCHEDULED` is set; the RMWs on one word are totally ordered, so the `finish` of that run
-//!   (or a later one) returns it and runs again.
-//! * **S4, every write is an RMW.** No plain `store`: clearer, and loom#254 reports false
-//!   races when a plain store meets concurrent RMWs on the same atomic.
+//! * **S1, exactly one runner.** A token is created only by the RMW that takes the `PARKED`
+//!   mark off the user head (a push's swap or an unpark's CAS), and only the token's holder puts
+//!   the mark back (its run's park). So at most one token or run exists at a time.
+//! * **S2, no lost message.** A user push either takes the token or lands before the park's
+//!   CAS, which then fails. A signal either finds the head parked (and unparks it) or the run
+//!   that parks sees it (the handshake above).
+//! * **S3, no lost wake-up.** A wake-up either unparks the mailbox or sets `WOKEN` while it is
+//!   not parked; a run takes `WOKEN` before it parks, or sees it after parking (the handshake)
+//!   and unparks again.
+//! * **S4, every write to the word is an RMW.** No plain `store`: clearer, and loom#254
+//!   reports false races when a plain store meets concurrent RMWs on the same atomic.
 //!
 //! # Orderings
 //!
-//! `finish`'s `fetch_and` Releases and `begin_run`'s load Acquires: between two runs on
-//! different threads, this pair hands over `&mut` access to the consumer's state (the actor).
-//! Every write to the word is an RMW, so whatever value `begin_run` reads lies in the release
-//! sequence of the last `finish`; the `fetch_or` that takes the token can therefore be
-//! Relaxed. A wake-up's CAS Releases what the waker did to the run it causes. A token passed
-//! to another thread by the host (a run queue) is also handed over by the host's own
-//! synchronisation. Loom mutants weaken each of these and remove each fence.
+//! The park's CAS Releases and every RMW that takes the token (the push's `AcqRel` swap, the
+//! unpark's `AcqRel` CAS) Acquires: this pair hands `&mut` access to the consumer's state (the
+//! actor) from one run to the next, through whoever took the token (a host that moves the
+//! token to another thread synchronises that move itself). `WOKEN`'s `fetch_or` Releases what
+//! the waker did, and the run that clears it (an `AcqRel` RMW) Acquires it. Loom mutants weaken
+//! each of these and remove each fence.
 
 use core::fmt;
 
 use crate::sync::{ord, AtomicU64, Ordering};
 
-/// A token exists or a run is in progress.
-pub const SCHEDULED: u64 = 1 << 0;
 /// The mailbox takes no new messages.
-pub const CLOSED: u64 = 1 << 1;
-/// A wake-up came while scheduled: the run must go again.
-pub const WOKEN: u64 = 1 << 2;
+pub const CLOSED: u64 = 1 << 0;
+/// A wake-up came while the mailbox was scheduled or running: the run must go again.
+pub const WOKEN: u64 = 1 << 1;
 
-/// The scheduling state word. See the [module docs](self) for the bits and invariants.
+/// The state word beside a mailbox's run token: `CLOSED` and `WOKEN`. See the
+/// [module docs](self) for the bits, the token and the invariants.
 pub struct SchedState(AtomicU64);
 
 impl SchedState {
-    /// A new state: idle and open.
+    /// A new state: open, no wake-up pending.
     pub fn new() -> Self {
         Self(AtomicU64::new(0))
     }
 
-    /// Called after a push. Returns `true` if the caller must schedule a run: the mailbox was
-    /// idle, and the caller now holds the only token. When it was scheduled or running, this
-    /// only reads the word: the run's `finish` finds the message (see the module docs).
+    /// Records a wake-up without a message (a timer fired, a future became ready) for the
+    /// run in progress or pending. The caller then looks at the token (the handshake in the
+    /// module docs).
     #[inline]
-    pub fn notify_pushed(&self) -> bool {
-        crate::sync::loom_seqcst_fence("push_no_seqcst");
-        let s = self.0.load(Ordering::SeqCst);
-        if crate::sync::mutant("notify_closed_no_token") && s & CLOSED != 0 {
-            return false;
-        }
-        s & SCHEDULED == 0 && self.take_token()
-    }
-
-    /// A wake-up without a message (a timer fired, a future became ready). Returns `true` if
-    /// the caller must schedule a run (the mailbox was idle); otherwise the current or pending
-    /// run will run again.
-    #[inline]
-    pub fn wake(&self) -> bool {
-        let no_woken = crate::sync::mutant("no_woken");
-        let prev = self.update(ord::WAKE(), |s| {
-            if s & SCHEDULED == 0 {
-                s | SCHEDULED
-            } else if no_woken {
-                s
-            } else {
-                s | WOKEN
-            }
-        });
-        prev & SCHEDULED == 0
-    }
-
-    /// Starts a run (the caller holds the token). Writes nothing, unless a wake-up came
-    /// while the token was pending: this run serves it, so it clears `WOKEN` (otherwise
-    /// `finish` would run the mailbox once more for nothing).
-    #[inline]
-    pub fn begin_run(&self) {
-        if self.0.load(ord::BEGIN_RUN()) & WOKEN != 0 {
-            self.0.fetch_and(!WOKEN, Ordering::AcqRel);
+    pub fn wake(&self) {
+        if !crate::sync::mutant("no_woken") {
+            self.0.fetch_or(WOKEN, ord::WAKE());
         }
     }
 
-    /// Sets `SCHEDULED`; `true` if this call set it (the caller now holds the token).
-    ///
-    /// Relaxed: the run this token starts acquires at `begin_run`, and a pushed message is
-    /// published by its queue link.
+    /// Takes a pending wake-up: clears `WOKEN` and returns `true` if it was set. A run does
+    /// this as it starts (it serves the wake-up) and before it parks (it must go again).
     #[inline]
-    fn take_token(&self) -> bool {
-        self.0.fetch_or(SCHEDULED, Ordering::Relaxed) & SCHEDULED == 0
+    pub fn take_woken(&self) -> bool {
+        // The load keeps the common case (no wake-up) free of writes; the RMW that clears the
+        // bit Acquires what the waker released.
+        self.0.load(Ordering::Acquire) & WOKEN != 0
+            && self.0.fetch_and(!WOKEN, Ordering::AcqRel) & WOKEN != 0
     }
 
-    /// Ends a run. Returns `true` if the mailbox stays scheduled and the caller holds the
-    /// token again: because it `yielded` (stopped with work left; nothing is written), because
-    /// a wake-up came, or because `pushed_since` finds messages after the run has let go.
-    ///
-    /// `pushed_since` runs after `SCHEDULED` is cleared, when another run may have begun: it
-    /// must read only the queues' producer ends (their `head`s, with `SeqCst` loads), never
-    /// the consumer's own state.
+    /// Whether a wake-up is pending. `SeqCst`: the load of a run's handshake after it parks.
     #[inline]
-    pub fn finish(&self, yielded: bool, pushed_since: impl FnOnce() -> bool) -> bool {
-        if yielded {
-            return true;
-        }
-        let prev = self.0.fetch_and(!(SCHEDULED | WOKEN), ord::FINISH_RUN());
-        debug_assert!(prev & SCHEDULED != 0, "finish without a run");
-        crate::sync::loom_seqcst_fence("finish_no_seqcst");
-        let again = prev & WOKEN != 0 || (!crate::sync::mutant("no_recheck") && pushed_since());
-        again && self.take_token()
+    pub fn is_woken(&self) -> bool {
+        self.0.load(Ordering::SeqCst) & WOKEN != 0
     }
 
     /// Closes. Returns `true` if this call closed it (it was open).
@@ -180,21 +142,6 @@ impl SchedState {
     pub fn load(&self) -> u64 {
         self.0.load(Ordering::Acquire)
     }
-
-    /// A compare-exchange loop applying `f`; returns the previous value (only `wake` uses it).
-    #[inline]
-    fn update(&self, success: Ordering, f: impl Fn(u64) -> u64) -> u64 {
-        let mut current = self.0.load(Ordering::Relaxed);
-        loop {
-            match self
-                .0
-                .compare_exchange_weak(current, f(current), success, Ordering::Relaxed)
-            {
-                Ok(prev) => return prev,
-                Err(actual) => current = actual,
-            }
-        }
-    }
 }
 
 impl Default for SchedState {
@@ -207,7 +154,6 @@ impl fmt::Debug for SchedState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.load();
         f.debug_struct("SchedState")
-            .field("scheduled", &(s & SCHEDULED != 0))
             .field("woken", &(s & WOKEN != 0))
             .field("closed", &(s & CLOSED != 0))
             .finish()

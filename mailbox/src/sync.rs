@@ -114,9 +114,10 @@ pub(crate) mod ord {
 
     orderings! {
         /// The producer's `head.swap`: Acquire so that linking into `prev` happens after
-        /// `prev`'s producer initialised it; Release so the next producer sees our node
-        /// initialised; SeqCst for the store-load handshake with a finishing consumer (see
-        /// `state.rs`).
+        /// `prev`'s producer initialised it, and so that a push that takes a parked mailbox's
+        /// token sees what the parking run did; Release so the next producer sees our node
+        /// initialised; SeqCst for the store-load handshake of a signal's push with a
+        /// finishing run (see `state.rs`).
         QUEUE_SWAP = SeqCst, mutant "swap_release" => Release;
         /// The producer's link store `prev.next = node`: publishes the node and its payload to
         /// the consumer.
@@ -126,16 +127,16 @@ pub(crate) mod ord {
         /// A chunk reference release (`fetch_sub`): Release so every access to the chunk by
         /// this holder happens-before the recycle (the last holder's Acquire fence).
         CHUNK_RELEASE = Release, mutant "chunk_release_relaxed" => Relaxed;
-        /// `begin_run`'s load of the state word: acquires what the previous run released
-        /// (every write to the word is an RMW, so whatever it reads is in the release sequence
-        /// of the last `finish`).
-        BEGIN_RUN = Acquire, mutant "begin_run_relaxed" => Relaxed;
-        /// A wake-up's CAS: releases what the waker did before waking (a future made ready)
-        /// to the run it schedules or re-runs.
+        /// A wake-up's `fetch_or(WOKEN)`: releases what the waker did before waking (a future
+        /// made ready) to the run that sees the bit.
         WAKE = Release, mutant "wake_relaxed" => Relaxed;
-        /// `finish`'s `fetch_and`: releases the actor state (handed to the next runner on any
-        /// thread); SeqCst for the store-load handshake with producers (see `state.rs`).
-        FINISH_RUN = SeqCst, mutant "finish_relaxed" => Relaxed;
+        /// A finishing run's CAS that parks the user lane: releases the actor state to
+        /// whoever takes the token next (on any thread); SeqCst for the store-load handshake
+        /// with signals and wake-ups (see `state.rs`).
+        PARK = SeqCst, mutant "finish_relaxed" => Relaxed;
+        /// A signal's, a wake-up's or a run's CAS that takes the token off a parked lane:
+        /// Acquires what the parking run released (its run follows, here or through a host).
+        UNPARK = AcqRel, mutant "unpark_relaxed" => Relaxed;
         /// The slab's `fetch_or` that marks a slot's entry initialised: publishes the entry
         /// to lookups (their Acquire `fetch_add`).
         SLAB_PUBLISH = Release, mutant "slab_publish_relaxed" => Relaxed;
@@ -145,14 +146,14 @@ pub(crate) mod ord {
 /// Mutation switches for the loom models (only under `cfg(loom)`).
 ///
 /// `AIRSSYS_MUTANT=<name>` turns one of them on for the whole test process. The names are:
-/// `swap_release`, `link_relaxed`, `next_relaxed`, `begin_run_relaxed`, `wake_relaxed`,
-/// `finish_relaxed`,
-/// `no_recheck` (finish does not look at the queues after letting go), `push_no_seqcst` and
-/// `finish_no_seqcst` (one side of the store-load handshake loses its fence), `no_woken` (a
-/// wake-up during a run is forgotten), `no_peek` (the user lane is
-/// popped without first observing it, so a system signal sent earlier can be overtaken),
-/// `notify_closed_no_token` (a notify on a closed mailbox schedules nothing, stranding late
-/// messages), `chunk_release_relaxed`, `chunk_no_fence` (the last chunk release skips its
+/// `swap_release`, `link_relaxed`, `next_relaxed`, `wake_relaxed`, `finish_relaxed`,
+/// `unpark_relaxed`,
+/// `no_recheck` (a run that parks does not look at the system lane and the wake-up bit
+/// again), `push_no_seqcst` and `finish_no_seqcst` (one side of the store-load handshake
+/// loses its fence), `no_woken` (a wake-up during a run is forgotten), `no_peek` (the user
+/// lane is popped without first observing it, so a system signal sent earlier can be
+/// overtaken), `notify_closed_no_token` (a push that unparks a closed mailbox schedules
+/// nothing, stranding late messages), `chunk_release_relaxed`, `chunk_no_fence` (the last chunk release skips its
 /// Acquire fence), `slab_no_generation_bump` (a released slot keeps its generation, so a
 /// stale id would resolve to the next entry), `slab_no_reader_wait` (a remove moves the
 /// entry out without waiting for lookups that are cloning it), `slab_publish_relaxed` (an

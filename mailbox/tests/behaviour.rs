@@ -77,6 +77,7 @@ fn first_push_schedules_once_then_finish_goes_idle() {
     assert!(run.pop().is_none());
     assert!(run.finish(false).is_none());
     assert_eq!(mb.state().load(), 0);
+    assert!(!mb.is_scheduled(), "idle: parked");
     // Idle again: the next push schedules again.
     assert!(mb.try_push(Boxed::new(3)).unwrap().is_some());
 }
@@ -109,6 +110,7 @@ fn wake_during_run_makes_finish_reschedule_with_empty_queues() {
     let run = mb.begin_run(token);
     assert!(run.finish(false).is_none(), "the wake-up was used up");
     assert_eq!(mb.state().load(), 0);
+    assert!(!mb.is_scheduled());
 }
 
 #[test]

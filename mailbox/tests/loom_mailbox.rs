@@ -1,4 +1,5 @@
-//! Loom models of the mailbox: queue + scheduling state word + close + system lane.
+//! Loom models of the mailbox: queue + run token (the user head's parked mark) + state word +
+//! close + system lane.
 //!
 //! (b) `schedule_exactly_once`: senders that get the token run the mailbox themselves (as a
 //!     work-stealing host would): at most one token exists, handlers never overlap (the actor
@@ -9,6 +10,8 @@
 //! (d) `system_lane_before_user`: a signal pushed before a user message is received first.
 //! (e) `wake_during_run_is_not_lost`: a wake-up without a message (a timer, a future) that
 //!     races with a run is seen by that run or makes the mailbox run again.
+//! (f) `a_signal_racing_with_the_end_of_a_run_is_not_lost`: a signal pushed while a run
+//!     parks the mailbox is taken by that run, or its sender takes the token.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_mailbox`
 #![cfg(loom)]
@@ -22,7 +25,7 @@ use loom::thread;
 type Mb = Mailbox<Boxed<usize>, Boxed<usize>>;
 
 /// The "actor": its state is only touched inside runs, through an `UnsafeCell`, so loom reports
-/// two runs that overlap (or that are not ordered by the state word) as a data race.
+/// two runs that overlap (or that are not ordered by the token's hand-over) as a data race.
 struct Actor {
     mailbox: Mb,
     /// Received messages, in order: `(is_system, id, mailbox_was_closed)`.
@@ -113,11 +116,8 @@ fn schedule_exactly_once() {
         let mut ids: Vec<usize> = actor.log().iter().map(|e| e.1).collect();
         ids.sort();
         assert_eq!(ids, [0, 1], "a message was never handled (lost wake-up)");
-        assert_eq!(
-            actor.mailbox.state().load(),
-            0,
-            "mailbox not idle at the end"
-        );
+        assert!(!actor.mailbox.is_scheduled(), "mailbox not idle at the end");
+        assert_eq!(actor.mailbox.state().load(), 0, "a wake-up left over");
         assert_eq!(actor.tokens.load(Ordering::SeqCst), 0);
     });
 }
@@ -208,7 +208,30 @@ fn wake_during_run_is_not_lost() {
             !actor.log().is_empty(),
             "no run saw the wake-up's effect (lost wake-up)"
         );
-        assert_eq!(actor.mailbox.state().load(), 0, "mailbox not idle");
+        assert!(!actor.mailbox.is_scheduled(), "mailbox not idle");
+        assert_eq!(actor.mailbox.state().load(), 0, "a wake-up left over");
+        assert_eq!(actor.tokens.load(Ordering::SeqCst), 0);
+    });
+}
+
+#[test]
+fn a_signal_racing_with_the_end_of_a_run_is_not_lost() {
+    loom::model(|| {
+        let actor = Arc::new(Actor::new());
+        // A run is pending (a wake-up) when the signal comes.
+        let token = actor.mailbox.notify();
+        let sender = {
+            let a = actor.clone();
+            thread::spawn(move || {
+                let token = a.mailbox.push_system(Boxed::new(5)).unwrap();
+                a.drive(token, 1);
+            })
+        };
+        actor.drive(token, 1);
+        sender.join().unwrap();
+        let log: Vec<(bool, usize)> = actor.log().iter().map(|e| (e.0, e.1)).collect();
+        assert_eq!(log, [(true, 5)], "the signal was never received (stranded)");
+        assert!(!actor.mailbox.is_scheduled(), "mailbox not idle");
         assert_eq!(actor.tokens.load(Ordering::SeqCst), 0);
     });
 }

@@ -63,7 +63,8 @@ fn four_producers_exact_counts_and_per_producer_order() {
     }
     assert_eq!(received, PRODUCERS as u64 * PER_PRODUCER as u64);
     assert_eq!(next, [PER_PRODUCER; PRODUCERS]);
-    assert_eq!(mb.state().load(), 0, "ends idle");
+    assert_eq!(mb.state().load(), 0, "no wake-up left over");
+    assert!(!mb.is_scheduled(), "ends idle");
     assert!(
         mb.notify().is_some(),
         "idle and empty: a notify schedules again"
