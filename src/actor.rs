@@ -1562,7 +1562,9 @@ impl<A: Actor> Cell<A> {
                 self.handle_signal(state, signal);
                 continue;
             }
-            match run.pop() {
+            // SAFETY: a received envelope is never pushed again: `dispatch` hands handlers a
+            // `&Envelope` (archived) or takes the value out of it (plain), and drops it.
+            match unsafe { run.pop_keeping_link() } {
                 Some(Received::System(signal)) => self.handle_signal(state, signal.into_inner()),
                 Some(Received::User(env)) => {
                     handled += 1;

@@ -21,8 +21,10 @@
 //!
 //! A regular chunk has one writer (an [`ArenaWriter`](crate::ArenaWriter)). When the writer
 //! takes the chunk it sets `refs = BIAS`; then it issues messages counting them in a plain
-//! local integer (no atomic per message on the send side). Each message handle releases 1
-//! (`fetch_sub(1, Release)`); when the writer is done with the chunk (it rotates to another,
+//! local integer (no atomic per message on the send side). Each message holds two references
+//! (`REFS_PER_MESSAGE`: its handle's and its queue link's, which a mailbox may keep a little
+//! longer than the handle) and releases them with one `fetch_sub(2, Release)`, or one at a
+//! time when they part; when the writer is done with the chunk (it rotates to another,
 //! or it exits) it *retires* the chunk by releasing `BIAS - issued`. The releases add up to
 //! exactly `BIAS`, so whoever brings `refs` to 0 (a receiver, or the writer at retire) is the
 //! last, runs `fence(Acquire)` (so every earlier holder's reads happen-before what follows:
@@ -64,6 +66,13 @@ pub const MIN_CHUNK_SIZE: usize = 4 * 1024;
 /// The bias a writer holds on its current chunk (see the module docs). Far above any number of
 /// messages a chunk can hold, far below overflow.
 pub(crate) const BIAS: usize = 1 << (usize::BITS - 2);
+
+/// References a message holds on its chunk from its publication: one for its [`Envelope`]
+/// (the handle), one for its [`Link`](crate::Link) (the queue node), so that a queue may keep
+/// using the link after handing the envelope out (see
+/// [`Linked::KEEPS_LINK`](crate::Linked::KEEPS_LINK)). An envelope that owns both releases
+/// both at once; the writer issues both at once: no atomic more per message either way.
+pub(crate) const REFS_PER_MESSAGE: usize = 2;
 
 /// Whether a chunk is pooled (regular) or freed on its last release (large).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -625,8 +634,12 @@ impl PoolShared {
         };
         shared.stats_large.fetch_add(1, Ordering::Relaxed);
         shared.holders.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: fresh and ours alone.
-        unsafe { (*chunk.as_ptr()).refs.store(1, Ordering::Relaxed) };
+        // SAFETY: fresh and ours alone. Its one message's references.
+        unsafe {
+            (*chunk.as_ptr())
+                .refs
+                .store(REFS_PER_MESSAGE, Ordering::Relaxed)
+        };
         Ok(chunk)
     }
 

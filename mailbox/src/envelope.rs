@@ -16,7 +16,7 @@ use core::any::TypeId;
 use core::fmt;
 use core::ptr::NonNull;
 
-use crate::chunk::ChunkHeader;
+use crate::chunk::{ChunkHeader, REFS_PER_MESSAGE};
 use crate::header::{Link, MsgHeader};
 use crate::queue::Linked;
 
@@ -119,6 +119,8 @@ pub(crate) struct SharedNode {
 /// assert_eq!(env.type_tag(), 7);
 /// ```
 pub struct Envelope {
+    /// The message's header, with [`Envelope::LINK_KEPT`] in its low bit when a queue still
+    /// uses the link (and holds the link's chunk reference).
     header: NonNull<MsgHeader>,
 }
 
@@ -137,11 +139,37 @@ impl Envelope {
         Self { header }
     }
 
+    /// The tag bit of `header` (headers are 16-byte aligned): a queue kept this message's link
+    /// and its reference ([`Linked::from_link_keeping_link`]); the envelope holds only its own.
+    const LINK_KEPT: usize = 1;
+
+    /// The header pointer, without the tag.
+    #[inline(always)]
+    fn ptr(&self) -> NonNull<MsgHeader> {
+        self.header.map_addr(|a| {
+            // SAFETY: clearing the tag bit of a 16-byte aligned, non-null address leaves it
+            // non-null.
+            unsafe { core::num::NonZeroUsize::new_unchecked(a.get() & !Self::LINK_KEPT) }
+        })
+    }
+
+    /// The chunk references this envelope holds: both of its message's, or only its own when
+    /// a queue kept the link's.
+    #[inline(always)]
+    fn own_refs(&self) -> usize {
+        if self.header.addr().get() & Self::LINK_KEPT != 0 {
+            REFS_PER_MESSAGE - 1
+        } else {
+            REFS_PER_MESSAGE
+        }
+    }
+
     #[inline(always)]
     fn header(&self) -> &MsgHeader {
-        // SAFETY: the envelope keeps its chunk alive, and the header is immutable (the link
-        // belongs to a queue only while the envelope is given up to it).
-        unsafe { self.header.as_ref() }
+        // SAFETY: the envelope keeps its chunk alive, and the header's `len` and `tag` are
+        // immutable (the link belongs to a queue while the envelope is given up to it, or while
+        // a queue keeps it; it is atomic, so a shared reference to it is fine meanwhile).
+        unsafe { self.ptr().as_ref() }
     }
 
     /// What the envelope carries.
@@ -172,10 +200,10 @@ impl Envelope {
     #[inline]
     fn bytes_header(&self) -> Option<NonNull<MsgHeader>> {
         match self.kind() {
-            Kind::Bytes | Kind::Archived => Some(self.header),
+            Kind::Bytes | Kind::Archived => Some(self.ptr()),
             Kind::Shared => {
                 // SAFETY: a shared node's payload is a `SharedNode` written before publication.
-                let node = unsafe { &*Self::payload(self.header).cast::<SharedNode>() };
+                let node = unsafe { &*Self::payload(self.ptr()).cast::<SharedNode>() };
                 Some(node.target)
             }
             Kind::Plain => None,
@@ -186,13 +214,13 @@ impl Envelope {
     /// for a plain value).
     #[inline]
     pub(crate) fn bytes_target(&self) -> NonNull<MsgHeader> {
-        self.bytes_header().unwrap_or(self.header)
+        self.bytes_header().unwrap_or(self.ptr())
     }
 
     /// The node's own header.
     #[inline(always)]
     pub(crate) fn raw_header(&self) -> NonNull<MsgHeader> {
-        self.header
+        self.ptr()
     }
 
     #[inline(always)]
@@ -243,7 +271,7 @@ impl Envelope {
     fn vtable(&self) -> Option<&'static PlainVTable> {
         (self.kind() == Kind::Plain).then(|| {
             // SAFETY: a plain node's payload starts with its vtable reference.
-            unsafe { (*Self::payload(self.header).cast::<PlainNode<()>>()).vtable }
+            unsafe { (*Self::payload(self.ptr()).cast::<PlainNode<()>>()).vtable }
         })
     }
 
@@ -262,7 +290,7 @@ impl Envelope {
     /// such as a dispatch function stored at its start). `None` for bytes.
     pub fn plain_ptr(&self) -> Option<NonNull<u8>> {
         let vt = self.vtable()?;
-        NonNull::new(Self::payload(self.header).wrapping_add(vt.value_offset))
+        NonNull::new(Self::payload(self.ptr()).wrapping_add(vt.value_offset))
     }
 
     /// Moves a plain value of type `T` out; gives the envelope back if it holds something else.
@@ -274,16 +302,16 @@ impl Envelope {
         else {
             return Err(self);
         };
-        let value_ptr = Self::payload(self.header)
+        let value_ptr = Self::payload(self.ptr())
             .wrapping_add(vt.value_offset)
             .cast::<T>();
         // SAFETY: the node holds an initialised `T` (checked by `TypeId`) written before
         // publication; we read it once and then release the chunk without dropping it.
         let value = unsafe { value_ptr.read() };
-        let header = self.header;
+        let (header, refs) = (self.ptr(), self.own_refs());
         core::mem::forget(self);
-        // SAFETY: the one reference this envelope held.
-        unsafe { ChunkHeader::release(ChunkHeader::of(header), 1) };
+        // SAFETY: the references this envelope held.
+        unsafe { ChunkHeader::release(ChunkHeader::of(header), refs) };
         Ok(value)
     }
 }
@@ -291,39 +319,46 @@ impl Envelope {
 impl Drop for Envelope {
     fn drop(&mut self) {
         /// Releases the chunk references even if a plain value's destructor panics.
-        struct ReleaseOnDrop(NonNull<MsgHeader>, Option<NonNull<MsgHeader>>);
+        struct ReleaseOnDrop(NonNull<MsgHeader>, usize, Option<NonNull<MsgHeader>>);
         impl Drop for ReleaseOnDrop {
             fn drop(&mut self) {
                 // SAFETY: the references the envelope held: its own node's, and for a shared
                 // node, the one on the original's chunk.
                 unsafe {
-                    if let Some(target) = self.1 {
+                    if let Some(target) = self.2 {
                         ChunkHeader::release(ChunkHeader::of(target), 1);
                     }
-                    ChunkHeader::release(ChunkHeader::of(self.0), 1);
+                    ChunkHeader::release(ChunkHeader::of(self.0), self.1);
                 }
             }
         }
         let shared_target = (self.kind() == Kind::Shared)
             .then(|| self.bytes_header())
             .flatten();
-        let _release = ReleaseOnDrop(self.header, shared_target);
+        let _release = ReleaseOnDrop(self.ptr(), self.own_refs(), shared_target);
         if let Some(vt) = self.vtable() {
             // SAFETY: the plain value was not taken (take forgets the envelope), so it is
             // initialised, and it is dropped once, here.
-            unsafe { (vt.drop_value)(Self::payload(self.header).wrapping_add(vt.value_offset)) };
+            unsafe { (vt.drop_value)(Self::payload(self.ptr()).wrapping_add(vt.value_offset)) };
         }
     }
 }
 
 // SAFETY: the link is the first field of the `#[repr(C)]` header, so the header pointer is
-// the link pointer. The envelope's reference keeps the chunk (and so the header) alive and in
-// place until `from_link` takes it back, and nothing else touches the link meanwhile. A header
-// is never at the dangling address (it is at least `DATA_OFFSET` into a chunk).
+// the link pointer. The envelope's references keep the chunk (and so the header) alive and in
+// place until `from_link` takes them back, and nothing else touches the link meanwhile. With
+// `from_link_keeping_link`, the envelope takes back only its own reference: the link's stays
+// with the queue, so the link stays alive and in place until `release_link`, whatever the
+// envelope does. A header is never at the dangling address (it is at least `DATA_OFFSET` into
+// a chunk).
 unsafe impl Linked for Envelope {
     #[inline]
     fn into_link(self) -> NonNull<Link> {
-        let link = self.header.cast::<Link>();
+        debug_assert!(
+            self.own_refs() == REFS_PER_MESSAGE,
+            "an envelope whose link a queue still uses was pushed again"
+        );
+        let link = self.ptr().cast::<Link>();
         core::mem::forget(self);
         link
     }
@@ -333,6 +368,21 @@ unsafe impl Linked for Envelope {
         Self {
             header: link.cast::<MsgHeader>(),
         }
+    }
+
+    const KEEPS_LINK: bool = true;
+
+    #[inline]
+    unsafe fn from_link_keeping_link(link: NonNull<Link>) -> Self {
+        Self {
+            header: link.cast::<MsgHeader>().map_addr(|a| a | Self::LINK_KEPT),
+        }
+    }
+
+    #[inline]
+    unsafe fn release_link(link: NonNull<Link>) {
+        // SAFETY: the link's reference, which the queue kept (the caller's contract).
+        unsafe { ChunkHeader::release(ChunkHeader::of(link.cast::<MsgHeader>()), 1) };
     }
 }
 

@@ -541,6 +541,49 @@ impl<U: Linked, S: Linked, C> Run<'_, U, S, C> {
     /// out first.
     #[inline]
     pub fn pop(&mut self) -> Option<Received<U, S>> {
+        // SAFETY: without `keep_link`, nothing is asked of the caller.
+        unsafe { self.pop_with(false) }
+    }
+
+    /// [`pop`](Self::pop), except that the last user message's link may stay in the queue
+    /// (as its end) after the message is handed out, until the next pop or the end of the run:
+    /// the run's [`finish`](Self::finish) then parks the mailbox and puts the queue's stub
+    /// back with one CAS, instead of `pop` re-linking the stub with a `swap` and `finish`
+    /// parking with a CAS. One locked instruction less per message to an idle mailbox.
+    ///
+    /// Only for message types that support it ([`Linked::KEEPS_LINK`], as
+    /// [`Envelope`](crate::Envelope) does, with a second chunk reference per message); for
+    /// others this is `pop`.
+    ///
+    /// # Safety
+    ///
+    /// A user message returned by this call is never pushed into a queue again (given to
+    /// [`Linked::into_link`]): its link may still be this queue's. Reading it, taking its
+    /// value and dropping it are fine, on any thread, at any time.
+    ///
+    /// ```
+    /// use airssys_rt_mailbox::{ArenaWriter, Envelope, Mailbox, PoolConfig, Received};
+    ///
+    /// let mut writer = ArenaWriter::new(PoolConfig::default());
+    /// let mailbox: Mailbox<Envelope> = Mailbox::unbounded();
+    /// let token = mailbox.try_push(writer.write_plain(7u64).unwrap()).unwrap().unwrap();
+    /// let mut run = mailbox.begin_run(token);
+    /// // SAFETY: the message is only read and dropped, never pushed again.
+    /// let Some(Received::User(env)) = (unsafe { run.pop_keeping_link() }) else { panic!() };
+    /// assert_eq!(env.take::<u64>().unwrap(), 7);
+    /// assert!(run.finish(false).is_none()); // parks, and gives the queue its stub back
+    /// ```
+    #[inline]
+    pub unsafe fn pop_keeping_link(&mut self) -> Option<Received<U, S>> {
+        // SAFETY: the caller's contract is `pop_with`'s.
+        unsafe { self.pop_with(true) }
+    }
+
+    /// # Safety
+    ///
+    /// With `keep_link`, as for [`pop_keeping_link`](Self::pop_keeping_link).
+    #[inline(always)]
+    unsafe fn pop_with(&mut self, keep_link: bool) -> Option<Received<U, S>> {
         let mailbox = self.mailbox;
         // Look at the user lane *before* the system lane: seeing a user message (an Acquire
         // load of its link) makes every signal pushed before it visible to the system check
@@ -560,8 +603,8 @@ impl<U: Linked, S: Linked, C> Run<'_, U, S, C> {
         if !user_ready {
             return None;
         }
-        // SAFETY: as above.
-        match unsafe { mailbox.user().pop() } {
+        // SAFETY: as above; with `keep_link`, the caller never re-links what we return.
+        match unsafe { mailbox.user().pop_with(keep_link) } {
             Pop::Data(u) => {
                 mailbox.release_slot(self.bounded);
                 Some(Received::User(u))
@@ -633,8 +676,14 @@ impl<U: Linked, S: Linked, C> Run<'_, U, S, C> {
         if keep {
             return Some(mailbox.token());
         }
-        // Let go: park the user lane. Fails (and we keep the token) if a user push got in
-        // since `is_empty` above.
+        // Parking with user messages left queued (awaiting) takes the queue in its plain form:
+        // a link kept at its end (`pop_keeping_link`) is given up first, or the token kept.
+        // SAFETY: this run is the single consumer.
+        if !user_lane_counts && !unsafe { user.unkeep() } {
+            return Some(mailbox.token());
+        }
+        // Let go: park the user lane (putting its stub back if a link was kept at its end).
+        // Fails (and we keep the token) if a user push got in since `is_empty` above.
         // SAFETY: this run holds the token and is the single consumer.
         if !unsafe { user.park(user_lane_counts) } {
             return Some(mailbox.token());

@@ -62,6 +62,17 @@
 //! one party takes each parking. A queue nobody parks (the system lane, [`MpscQueue`]) never
 //! sees the bit. The protocol around it is in `state.rs`.
 //!
+//! **Keeping the last link.** Popping the last node costs the stub's `swap` (above). A
+//! consumer that will park anyway can skip it: `Ends::pop_with` with `keep_link` hands the
+//! last node out with [`Linked::from_link_keeping_link`] but leaves it in the list as the end
+//! (`tail` marked `KEPT`), and `Ends::park` then swings `head` from that node straight to the
+//! parked stub with its one CAS. If a push gets in first, the CAS fails, the node's `next` gets
+//! linked, and the next pop steps over it. Either way the node's link is given up
+//! ([`Linked::release_link`]) only once no producer can write it any more: after its `next` is
+//! set (each `next` is written once, by the producer that swapped the node out of `head`), or
+//! after the CAS moved `head` off it. Types opt in with [`Linked::KEEPS_LINK`]; an arena
+//! [`Envelope`](crate::Envelope) holds a second chunk reference for its link for this.
+//!
 //! **Parts that may live apart.** The producers touch `head` on every push; the consumer
 //! touches `tail` on every pop, and `head` only when it takes the last node; the stub is
 //! written by a push into an empty queue and read by the consumer while the queue is at the
@@ -86,6 +97,11 @@ const STUB: *mut Link = NonNull::<Link>::dangling().as_ptr();
 /// [`unpark`](Ends::unpark)) takes its run token. Links are at least 8-byte aligned, so a real
 /// pointer (or [`STUB`]) never has this bit.
 const PARKED: usize = 1;
+
+/// The mark in a queue's `tail`: the node there was popped already (its handle given back
+/// with [`Linked::from_link_keeping_link`]) and stays as the queue's end, in place of the stub,
+/// until a node is linked after it or the consumer parks. Only the consumer sees `tail`.
+const KEPT: usize = 1;
 
 /// `link` without the [`PARKED`] mark.
 #[inline(always)]
@@ -120,6 +136,40 @@ pub unsafe trait Linked: Sized {
     /// `link` must come from `into_link` of this same type, and must not have been taken back
     /// already.
     unsafe fn from_link(link: NonNull<Link>) -> Self;
+
+    /// Whether a handle can be taken back while the queue keeps using its link
+    /// ([`from_link_keeping_link`](Linked::from_link_keeping_link), then
+    /// [`release_link`](Linked::release_link)). A queue that pops the last node this way
+    /// keeps that node as its end instead of re-linking its stub (one locked instruction
+    /// less per message to an idle mailbox; see [`Run::pop_keeping_link`](crate::Run::pop_keeping_link)).
+    /// `false` by default.
+    const KEEPS_LINK: bool = false;
+
+    /// Takes back a handle given up by [`into_link`](Linked::into_link) while the `Link`
+    /// itself stays in the queue's use: the link's memory must stay valid, and nothing but the
+    /// queue may touch it, until [`release_link`](Linked::release_link) is called for it,
+    /// whatever happens to the handle meanwhile (it may be dropped first). Only called when
+    /// [`KEEPS_LINK`](Linked::KEEPS_LINK) is `true`; by default the same as `from_link`.
+    ///
+    /// # Safety
+    ///
+    /// As for `from_link`; and the handle this returns must never be given to `into_link`
+    /// (its link is still in a queue).
+    unsafe fn from_link_keeping_link(link: NonNull<Link>) -> Self {
+        // SAFETY: the caller's contract includes `from_link`'s.
+        unsafe { Self::from_link(link) }
+    }
+
+    /// The queue is done with a link whose handle it gave back with
+    /// [`from_link_keeping_link`](Linked::from_link_keeping_link). Nothing by default.
+    ///
+    /// # Safety
+    ///
+    /// `link` was given to `from_link_keeping_link`, once, and is released once; the queue
+    /// touches it no more.
+    unsafe fn release_link(link: NonNull<Link>) {
+        let _ = link;
+    }
 }
 
 /// What [`MpscQueue::pop`] found.
@@ -257,9 +307,44 @@ impl<'a, T: Linked> Ends<'a, T> {
     /// the caller must be the queue's single consumer for the duration of the call.
     #[inline]
     pub(crate) unsafe fn pop(&self) -> Pop<T> {
+        // SAFETY: the caller's contract.
+        unsafe { self.pop_with(false) }
+    }
+
+    /// [`pop`](Self::pop); with `keep_link` (and `T::KEEPS_LINK`), the last node is taken back
+    /// with [`Linked::from_link_keeping_link`] and stays as the queue's end (`tail` marked
+    /// [`KEPT`]) instead of the stub being re-linked behind it (a `swap`). The next pop, or
+    /// the consumer's [`park`](Self::park) or [`unkeep`](Self::unkeep), gives it up.
+    ///
+    /// # Safety
+    ///
+    /// As for `pop`; with `keep_link`, the caller never gives a handle returned here to
+    /// [`Linked::into_link`].
+    #[inline]
+    pub(crate) unsafe fn pop_with(&self, keep_link: bool) -> Pop<T> {
         self.tail.tail.with_mut(|tail_slot| {
             // SAFETY: the caller is the only consumer, so nobody else touches `tail`.
             let mut tail = unsafe { *tail_slot };
+            if tail.addr() & KEPT != 0 {
+                let kept = tail.map_addr(|a| a & !KEPT);
+                // SAFETY: a kept node stays alive until we release its link (below, or in
+                // `park`/`unkeep`).
+                let next = unsafe { (*kept).next.load(ord::QUEUE_NEXT()) };
+                if next.is_null() {
+                    // Nothing after it: empty, unless a producer is inside its window.
+                    return if kept == unmarked(self.head.head.load(Ordering::Acquire)) {
+                        Pop::Empty
+                    } else {
+                        Pop::Inconsistent
+                    };
+                }
+                // A node is linked after it: its producer wrote its `next` and never will again.
+                // SAFETY: given back with `from_link_keeping_link`, released once, here.
+                unsafe { T::release_link(NonNull::new_unchecked(kept)) };
+                tail = next;
+                // SAFETY: single consumer.
+                unsafe { *tail_slot = tail };
+            }
             // SAFETY: `tail` is the stub or a node the consumer owns but has not returned yet
             // (see the module docs, "Reclamation"); either way it is alive.
             let mut next = unsafe { (*self.resolve(tail)).next.load(ord::QUEUE_NEXT()) };
@@ -287,6 +372,15 @@ impl<'a, T: Linked> Ends<'a, T> {
             // in a run, but a `drain` with exclusive access can see the mark.)
             if tail != unmarked(self.head.head.load(Ordering::Acquire)) {
                 return Pop::Inconsistent;
+            }
+            if T::KEEPS_LINK && keep_link {
+                // `tail` is the last node: hand it out, but keep its link as the queue's end.
+                // SAFETY: single consumer; `tail` is a real node, linked and ours to return,
+                // and the caller never re-links the handle (this method's contract).
+                unsafe {
+                    *tail_slot = tail.map_addr(|a| a | KEPT);
+                    return Pop::Data(T::from_link_keeping_link(NonNull::new_unchecked(tail)));
+                }
             }
             // `tail` is the last node: push the stub behind it so `tail` can be taken. The
             // head is not parked (see above), so this takes no token.
@@ -320,6 +414,11 @@ impl<'a, T: Linked> Ends<'a, T> {
         self.tail.tail.with(|tail_slot| {
             // SAFETY: the caller is the only consumer, so `tail` is not being written.
             let tail = unsafe { *tail_slot };
+            if tail.addr() & KEPT != 0 {
+                let kept = tail.map_addr(|a| a & !KEPT);
+                // SAFETY: a kept node is alive until the consumer releases its link.
+                return !unsafe { (*kept).next.load(ord::QUEUE_NEXT()) }.is_null();
+            }
             tail != STUB || !self.stub.next.load(ord::QUEUE_NEXT()).is_null()
         })
     }
@@ -333,7 +432,9 @@ impl<'a, T: Linked> Ends<'a, T> {
     pub(crate) unsafe fn is_empty(&self) -> bool {
         // SAFETY: the caller is the only consumer, so `tail` is not being written.
         let tail = self.tail.tail.with(|tail_slot| unsafe { *tail_slot });
-        tail == STUB && self.head_is_stub()
+        // Empty means `head` is still the queue's end: the stub, or the kept node.
+        tail.map_addr(|a| a & !KEPT) == unmarked(self.head.head.load(Ordering::SeqCst))
+            && (tail.addr() & KEPT != 0 || tail == STUB)
     }
 
     /// See [`MpscQueue::head_is_stub`]. A parked head counts as the stub.
@@ -361,26 +462,124 @@ impl<'a, T: Linked> Ends<'a, T> {
     ///
     /// The caller holds the lane's token (the head is not parked), and is the queue's single
     /// consumer.
+    ///
+    /// With `only_if_empty` and a kept node at the end (see [`pop_with`](Self::pop_with)), the
+    /// same CAS also puts the stub back as the end (`head`: kept node → parked stub): the
+    /// re-link that `pop` would otherwise have paid a `swap` for.
     #[inline]
     pub(crate) unsafe fn park(&self, only_if_empty: bool) -> bool {
-        let mut head = if only_if_empty {
-            STUB
-        } else {
-            self.head.head.load(Ordering::Relaxed)
-        };
+        if !only_if_empty {
+            let mut head = self.head.head.load(Ordering::Relaxed);
+            loop {
+                debug_assert!(!is_parked(head), "park without the token");
+                match self.head.head.compare_exchange_weak(
+                    head,
+                    head.map_addr(|a| a | PARKED),
+                    ord::PARK(),
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return true,
+                    Err(now) => head = now,
+                }
+            }
+        }
+        // The cell accesses are kept short and apart from the CAS: once it succeeds, the next
+        // run may begin at once, on any thread (what it sees of `tail` comes through the CAS).
+        // SAFETY: the caller is the single consumer.
+        let tail = self.tail.tail.with(|tail_slot| unsafe { *tail_slot });
+        let kept = (tail.addr() & KEPT != 0).then(|| tail.map_addr(|a| a & !KEPT));
+        // The end the queue has if nothing was pushed since the caller looked.
+        let end = kept.unwrap_or(STUB);
+        if kept.is_some() {
+            // The stub is out of the list (the kept node is after it): reset it, and make it the
+            // end *before* letting go (our CAS Releases these writes to the next run).
+            self.stub.next.store(ptr::null_mut(), Ordering::Relaxed);
+            // SAFETY: single consumer.
+            self.tail
+                .tail
+                .with_mut(|tail_slot| unsafe { *tail_slot = STUB });
+        }
+        let early = crate::sync::mutant("keep_release_early");
+        if let (Some(kept), true) = (kept, early) {
+            // SAFETY: none: this mutant releases the link before knowing that no producer
+            // will write it (the loom models must catch it).
+            unsafe { T::release_link(NonNull::new_unchecked(kept)) };
+        }
         loop {
-            debug_assert!(!is_parked(head), "park without the token");
             match self.head.head.compare_exchange_weak(
-                head,
-                head.map_addr(|a| a | PARKED),
+                end,
+                STUB.map_addr(|a| a | PARKED),
                 ord::PARK(),
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return true,
-                Err(now) if only_if_empty && now != STUB => return false,
-                Err(now) => head = now,
+                Ok(_) => {
+                    if let (Some(kept), false) = (kept, early) {
+                        // `head` moved off the kept node by our CAS: no producer received it
+                        // from a swap, so none will write its `next`.
+                        // SAFETY: given back with `from_link_keeping_link`, released once.
+                        unsafe { T::release_link(NonNull::new_unchecked(kept)) };
+                    }
+                    return true;
+                }
+                Err(now) if now == end => {} // spurious failure
+                Err(_) => {
+                    if kept.is_some() {
+                        // A push got in: the kept node stays the end; we keep the token.
+                        // SAFETY: single consumer (we still hold the token).
+                        self.tail
+                            .tail
+                            .with_mut(|tail_slot| unsafe { *tail_slot = tail });
+                    }
+                    return false;
+                }
             }
         }
+    }
+
+    /// Gives up a kept node at the end, re-linking the stub behind it (the `swap` that `pop`
+    /// spared), for a consumer that parks with messages left queued or that must leave the
+    /// queue in its plain form. Returns `false` if a producer is inside its window behind the
+    /// kept node (its link is not visible yet): the node stays kept; try again later.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the single consumer.
+    #[inline]
+    pub(crate) unsafe fn unkeep(&self) -> bool {
+        self.tail.tail.with_mut(|tail_slot| {
+            // SAFETY: the caller is the single consumer.
+            let tail = unsafe { *tail_slot };
+            if tail.addr() & KEPT == 0 {
+                return true;
+            }
+            let kept = tail.map_addr(|a| a & !KEPT);
+            // SAFETY: a kept node is alive until we release its link.
+            let mut next = unsafe { (*kept).next.load(ord::QUEUE_NEXT()) };
+            if next.is_null() {
+                if kept != unmarked(self.head.head.load(Ordering::Acquire)) {
+                    return false;
+                }
+                self.stub.next.store(ptr::null_mut(), Ordering::Relaxed);
+                let _took_token = self.push_link(STUB);
+                debug_assert!(
+                    !_took_token,
+                    "the consumer re-linked its stub into a parked lane"
+                );
+                // SAFETY: as above.
+                next = unsafe { (*kept).next.load(ord::QUEUE_NEXT()) };
+                if next.is_null() {
+                    // A producer swapped in between our look and our swap: its link lands soon.
+                    return false;
+                }
+            }
+            // SAFETY: a node (or the stub) is linked after the kept one, so no producer will
+            // write its `next` again; given back with `from_link_keeping_link`, released once.
+            unsafe {
+                T::release_link(NonNull::new_unchecked(kept));
+                *tail_slot = next;
+            }
+            true
+        })
     }
 
     /// Takes the token of a parked lane: clears the mark, if it is there. Returns `true` if
@@ -422,6 +621,19 @@ impl<'a, T: Linked> Ends<'a, T> {
                 Pop::Inconsistent => break,
             }
         }
+        // A node kept at the end (nothing after it) gives back its link.
+        self.tail.tail.with_mut(|tail_slot| {
+            // SAFETY: exclusive access.
+            let tail = unsafe { *tail_slot };
+            if tail.addr() & KEPT != 0 {
+                // SAFETY: given back with `from_link_keeping_link`, released once; with
+                // exclusive access no producer can write it.
+                unsafe {
+                    T::release_link(NonNull::new_unchecked(tail.map_addr(|a| a & !KEPT)));
+                    *tail_slot = STUB;
+                }
+            }
+        });
     }
 }
 

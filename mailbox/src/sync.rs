@@ -147,7 +147,8 @@ pub(crate) mod ord {
 ///
 /// `AIRSSYS_MUTANT=<name>` turns one of them on for the whole test process. The names are:
 /// `swap_release`, `link_relaxed`, `next_relaxed`, `wake_relaxed`, `finish_relaxed`,
-/// `unpark_relaxed`,
+/// `unpark_relaxed`, `keep_release_early` (a run that parks gives up its kept link before its
+/// CAS, so a producer that got in first writes a released node),
 /// `no_recheck` (a run that parks does not look at the system lane and the wake-up bit
 /// again), `push_no_seqcst` and `finish_no_seqcst` (one side of the store-load handshake
 /// loses its fence), `no_woken` (a wake-up during a run is forgotten), `no_peek` (the user

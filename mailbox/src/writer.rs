@@ -6,7 +6,9 @@ use core::mem::{self, MaybeUninit};
 use core::ptr::NonNull;
 use core::task::Waker;
 
-use crate::chunk::{ChunkError, ChunkHeader, PoolConfig, PoolShared, PoolStats, BIAS, DATA_OFFSET};
+use crate::chunk::{
+    ChunkError, ChunkHeader, PoolConfig, PoolShared, PoolStats, BIAS, DATA_OFFSET, REFS_PER_MESSAGE,
+};
 use crate::envelope::{Envelope, Kind, PlainNode, SharedNode, VTableOf, TYPE_TAG_MASK};
 use crate::header::MsgHeader;
 
@@ -105,7 +107,8 @@ pub struct ArenaWriter {
     /// Size of the current chunk, cached: the chunk header's cache line is written by every
     /// receiver's release, so the send path must not read it.
     end: usize,
-    /// References issued from the current chunk (one per message, plus nothing else).
+    /// References issued from the current chunk ([`REFS_PER_MESSAGE`] per message, plus
+    /// nothing else).
     issued: usize,
 }
 
@@ -209,8 +212,8 @@ impl ArenaWriter {
         // room that no published message uses.
         unsafe { header.write(MsgHeader::new(len as u32, tag)) };
         self.cursor += round16(span);
-        self.issued += 1;
-        // SAFETY: the message is fully written and gets one of the references we issue.
+        self.issued += REFS_PER_MESSAGE;
+        // SAFETY: the message is fully written and gets the references we issue for it.
         unsafe { Envelope::from_header(NonNull::new_unchecked(header)) }
     }
 
@@ -324,16 +327,16 @@ impl ArenaWriter {
                         "fill reported more bytes than its region holds"
                     );
                     let header = ChunkHeader::at(chunk, DATA_OFFSET).cast::<MsgHeader>();
-                    // SAFETY: the header slot of the fresh chunk; its one reference (refs == 1)
-                    // goes to the envelope.
+                    // SAFETY: the header slot of the fresh chunk; its one message's references
+                    // go to the envelope.
                     unsafe {
                         header.write(MsgHeader::new(len as u32, tag));
                         return Ok(Envelope::from_header(NonNull::new_unchecked(header)));
                     }
                 }
                 Err(e) => {
-                    // SAFETY: the chunk's only reference is ours; this frees it.
-                    unsafe { ChunkHeader::release(chunk, 1) };
+                    // SAFETY: the chunk's only references are ours; this frees it.
+                    unsafe { ChunkHeader::release(chunk, REFS_PER_MESSAGE) };
                     match e {
                         FillError::Failed(e) => return Err(WriteError::Failed(e)),
                         FillError::Overflow if size >= max => {
@@ -388,7 +391,7 @@ impl ArenaWriter {
             self.cursor += pad(self.cursor);
             let header = ChunkHeader::at(self.chunk.expect("ensured above"), self.cursor);
             self.cursor += round16(HEADER + node_size);
-            self.issued += 1;
+            self.issued += REFS_PER_MESSAGE;
             header.cast::<MsgHeader>()
         } else {
             let offset = DATA_OFFSET + pad(DATA_OFFSET);
@@ -400,7 +403,7 @@ impl ArenaWriter {
         };
         // SAFETY: `header` is a 16-aligned slot with room for the header and the node right
         // after it (aligned for `PlainNode<T>`), unused by any published message; the message
-        // holds one reference (issued above, or the large chunk's only one).
+        // holds its references (issued above, or the large chunk's only ones).
         unsafe {
             header.write(MsgHeader::new(len, tag));
             let node = MsgHeader::payload_ptr(header)

@@ -257,3 +257,53 @@ fn a_token_from_another_mailbox_is_refused() {
     let _ = b.notify().unwrap();
     let _run = b.begin_run(token);
 }
+
+#[test]
+fn a_kept_link_is_given_back_whether_the_run_parks_or_a_push_gets_in_first() {
+    use airssys_rt_mailbox::{ArenaWriter, Envelope, PoolConfig};
+
+    let mut writer = ArenaWriter::new(PoolConfig::default());
+    let mb: Mailbox<Envelope, Boxed<u32>> = Mailbox::unbounded();
+    let take = |r: Option<Received<Envelope, Boxed<u32>>>| match r {
+        Some(Received::User(env)) => env.take::<u32>().unwrap(),
+        other => panic!("expected a user message, got {other:?}"),
+    };
+    for round in 0..200u32 {
+        let token = mb
+            .try_push(writer.write_plain(round).unwrap())
+            .unwrap()
+            .expect("idle: the push takes the token");
+        let mut run = mb.begin_run(token);
+        // SAFETY: the envelopes are only read and dropped.
+        assert_eq!(take(unsafe { run.pop_keeping_link() }), round);
+        // SAFETY: as above.
+        assert!(unsafe { run.pop_keeping_link() }.is_none());
+        if round % 2 == 0 {
+            // A push lands behind the kept link: the park's CAS fails, and the run keeps the
+            // token (the push took none).
+            assert!(mb
+                .try_push(writer.write_plain(round + 1000).unwrap())
+                .unwrap()
+                .is_none());
+            let token = run.finish(false).expect("a push got in before the park");
+            let mut run = mb.begin_run(token);
+            // SAFETY: as above.
+            assert_eq!(take(unsafe { run.pop_keeping_link() }), round + 1000);
+            assert!(run.finish(false).is_none());
+        } else {
+            assert!(run.finish(false).is_none(), "nothing left: parked");
+        }
+        assert!(!mb.is_scheduled());
+    }
+    // Every message's two references came back (the handle's, and the link's from the
+    // queue; a double release would trip the count's underflow check): retiring the writer's
+    // current chunk recycles it at once.
+    let before = writer.stats();
+    writer.retire_current();
+    let after = writer.stats();
+    assert_eq!(
+        after.chunks_recycled,
+        before.chunks_recycled + 1,
+        "a reference was not given back: {after:?}"
+    );
+}

@@ -12,11 +12,20 @@
 //!     races with a run is seen by that run or makes the mailbox run again.
 //! (f) `a_signal_racing_with_the_end_of_a_run_is_not_lost`: a signal pushed while a run
 //!     parks the mailbox is taken by that run, or its sender takes the token.
+//! (g) `kept_links_are_released_once_and_never_written_after`: runs pop with
+//!     `pop_keeping_link` (the last message's link stays as the queue's end until the next pop
+//!     or the park) while senders push: every message is handled once, in order per sender,
+//!     and every node's two references (handle, link) are released exactly once. A node is
+//!     freed (its memory handed back to the allocator) on its last release, so a link written
+//!     after its release would be a use after free, which loom reports or the model's checks
+//!     see (lost or duplicated messages).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_mailbox`
 #![cfg(loom)]
 
-use airssys_rt_mailbox::{Boxed, Mailbox, PushError, Received, RunToken};
+use std::ptr::NonNull;
+
+use airssys_rt_mailbox::{Boxed, Link, Linked, Mailbox, PushError, Received, RunToken};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -256,4 +265,183 @@ fn run_until_idle(actor: &Actor, ready: &AtomicBool, token: Option<RunToken>) {
             None => return,
         }
     }
+}
+
+/// A node with two references, like an arena message: one for its handle, one for its link
+/// (see `Linked::KEEPS_LINK`). The last release frees it.
+#[repr(C)]
+struct CountedNode {
+    link: Link,
+    /// `(sender, seq)`.
+    value: (usize, usize),
+    refs: AtomicUsize,
+    /// Count of nodes freed, shared by the model.
+    freed: Arc<AtomicUsize>,
+}
+
+/// The handle: owns one or two of its node's references.
+struct Counted {
+    node: NonNull<CountedNode>,
+    refs: usize,
+}
+
+// SAFETY: the node is only shared through its atomic reference count.
+unsafe impl Send for Counted {}
+
+impl Counted {
+    fn new(value: (usize, usize), freed: &Arc<AtomicUsize>) -> Self {
+        let node = Box::new(CountedNode {
+            link: Link::new(),
+            value,
+            refs: AtomicUsize::new(2),
+            freed: freed.clone(),
+        });
+        Counted {
+            node: NonNull::from(Box::leak(node)),
+            refs: 2,
+        }
+    }
+
+    fn value(&self) -> (usize, usize) {
+        // SAFETY: alive while we hold a reference.
+        unsafe { self.node.as_ref().value }
+    }
+
+    /// # Safety
+    ///
+    /// The caller holds `n` references on `node` and gives them up.
+    unsafe fn release(node: NonNull<CountedNode>, n: usize) {
+        // SAFETY: alive while the caller holds references.
+        let prev = unsafe { node.as_ref() }.refs.fetch_sub(n, Ordering::AcqRel);
+        assert!(prev >= n, "a node released more references than it had");
+        if prev == n {
+            // SAFETY: the last reference: nobody else may touch the node now.
+            let node = unsafe { Box::from_raw(node.as_ptr()) };
+            node.freed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // SAFETY: the references this handle holds.
+        unsafe { Counted::release(self.node, self.refs) };
+    }
+}
+
+// SAFETY: the link is the first field of the `repr(C)` node; the node stays alive while the
+// handle's or the link's reference is held, and the queue alone touches the link meanwhile.
+unsafe impl Linked for Counted {
+    fn into_link(self) -> NonNull<Link> {
+        assert_eq!(
+            self.refs, 2,
+            "a handle whose link a queue keeps was pushed again"
+        );
+        let link = self.node.cast::<Link>();
+        std::mem::forget(self);
+        link
+    }
+
+    unsafe fn from_link(link: NonNull<Link>) -> Self {
+        Counted {
+            node: link.cast(),
+            refs: 2,
+        }
+    }
+
+    const KEEPS_LINK: bool = true;
+
+    unsafe fn from_link_keeping_link(link: NonNull<Link>) -> Self {
+        Counted {
+            node: link.cast(),
+            refs: 1,
+        }
+    }
+
+    unsafe fn release_link(link: NonNull<Link>) {
+        // SAFETY: the link's reference, kept by the queue.
+        unsafe { Counted::release(link.cast(), 1) };
+    }
+}
+
+type CountedMb = Mailbox<Counted, Boxed<usize>>;
+
+/// Runs `mailbox` (`pop_keeping_link`, `budget` user messages per run) while it hands back
+/// tokens, logging what it receives into `log` (touched only inside runs).
+fn drive_keeping(
+    mailbox: &CountedMb,
+    log: &UnsafeCell<Vec<(usize, usize)>>,
+    token: Option<RunToken>,
+    budget: usize,
+) {
+    let Some(mut token) = token else { return };
+    loop {
+        let mut run = mailbox.begin_run(token);
+        let mut handled = 0;
+        let mut popped = false;
+        while handled < budget {
+            // SAFETY: handles are only read and dropped here, never pushed again.
+            let Some(msg) = (unsafe { run.pop_keeping_link() }) else {
+                break;
+            };
+            popped = true;
+            if let Received::User(c) = msg {
+                handled += 1;
+                let v = c.value();
+                // SAFETY: only runs touch the log, and runs are exclusive.
+                log.with_mut(|l| unsafe { (*l).push(v) });
+            }
+        }
+        match run.finish(handled == budget) {
+            Some(t) => token = t,
+            None => return,
+        }
+        if !popped {
+            thread::yield_now();
+        }
+    }
+}
+
+#[test]
+fn kept_links_are_released_once_and_never_written_after() {
+    loom::model(|| {
+        let freed = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new((CountedMb::unbounded(), UnsafeCell::new(Vec::new())));
+        // Sender 0 sends two messages, sender 1 one; each runs the tokens it gets.
+        let senders: Vec<_> = [2usize, 1]
+            .into_iter()
+            .enumerate()
+            .map(|(id, n)| {
+                let (shared, freed) = (shared.clone(), freed.clone());
+                thread::spawn(move || {
+                    for seq in 0..n {
+                        let token = shared.0.try_push(Counted::new((id, seq), &freed)).unwrap();
+                        drive_keeping(&shared.0, &shared.1, token, 1);
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.join().unwrap();
+        }
+        // SAFETY: every thread is joined: no run is in progress.
+        let log = shared.1.with(|l| unsafe { (*l).clone() });
+        let mut sorted = log.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            [(0, 0), (0, 1), (1, 0)],
+            "lost or duplicated: {log:?}"
+        );
+        let zero: Vec<_> = log.iter().filter(|v| v.0 == 0).collect();
+        assert_eq!(zero, [&(0, 0), &(0, 1)], "one sender's messages reordered");
+        assert!(!shared.0.is_scheduled(), "mailbox not idle at the end");
+        // Every node freed exactly once: all references released (the last park gave back
+        // the kept link).
+        assert_eq!(
+            freed.load(Ordering::SeqCst),
+            3,
+            "a node leaked or was freed twice"
+        );
+    });
 }
