@@ -1547,7 +1547,9 @@ impl<A: Actor> Cell<A> {
             }
         }
         // Resume an async handler (this run may come from its waker).
-        self.poll_pending(state);
+        if state.awaiting.is_some() {
+            self.poll_pending(state);
+        }
         let mut handled = 0;
         while !state.ctx.exit.is_set() && handled < budget {
             if state.is_pending() {

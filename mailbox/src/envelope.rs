@@ -268,6 +268,7 @@ impl Envelope {
         Some(start..start + ChunkHeader::size(chunk))
     }
 
+    #[inline]
     fn vtable(&self) -> Option<&'static PlainVTable> {
         (self.kind() == Kind::Plain).then(|| {
             // SAFETY: a plain node's payload starts with its vtable reference.
@@ -288,6 +289,7 @@ impl Envelope {
 
     /// The address of a plain value (for layers that know the value's type by construction,
     /// such as a dispatch function stored at its start). `None` for bytes.
+    #[inline]
     pub fn plain_ptr(&self) -> Option<NonNull<u8>> {
         let vt = self.vtable()?;
         NonNull::new(Self::payload(self.ptr()).wrapping_add(vt.value_offset))
