@@ -176,7 +176,9 @@ impl Worker {
             if self.shared.idle.is_stopped() {
                 return Poll::Ready(());
             }
-            if let Some(task) = lifo::take_in_turn(&mut lifo_streak) {
+            if let Some(task) =
+                lifo::take_in_turn(&mut lifo_streak, || !self.shared.queue.is_empty())
+            {
                 task.run(budget);
                 continue;
             }

@@ -5,9 +5,9 @@
 //! An actor that a worker runs and that schedules another actor of the same driver (a reply,
 //! the next hop of a ring) puts it in the worker's slot, and the worker runs it next, with its
 //! data still in cache and no trip through the shared queue (tokio's LIFO-slot idea). A worker
-//! takes its slot at most [`LIFO_LIMIT`] times in a row, so that the shared queue is not
-//! starved; a thread about to block inside a run hands the slot's task to the shared queue
-//! ([`flush`]), or only the blocked worker could run it.
+//! takes its slot at most [`LIFO_LIMIT`] times in a row while the shared queue has tasks, so
+//! that they are not starved; a thread about to block inside a run hands the slot's task to
+//! the shared queue ([`flush`]), or only the blocked worker could run it.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -83,20 +83,30 @@ pub(super) fn leave(outer: Option<(Owner, Option<Runnable>)>) -> Option<Runnable
 }
 
 /// The task in the current worker's slot, if it may run next: `streak` counts the slot's tasks
-/// run in a row. After [`LIFO_LIMIT`] of them, or when the slot is empty, the streak ends
-/// (`None`), and a task left in the slot waits its turn in the shared queue.
-pub(super) fn take_in_turn(streak: &mut u32) -> Option<Runnable> {
-    if *streak < LIFO_LIMIT {
-        let task = SLOT.with(|slot| slot.borrow_mut().as_mut().and_then(|(_, task)| task.take()));
-        if task.is_some() {
-            *streak += 1;
-            return task;
+/// run in a row. After [`LIFO_LIMIT`] of them, if `others_wait()` (the shared queue has
+/// tasks), the streak ends (`None`) and a task left in the slot waits its turn in the shared
+/// queue; with nobody waiting, the streak starts over and the slot's task runs on here (so a
+/// chain of hops, a ring's token say, does not hop to another worker's cache every
+/// [`LIFO_LIMIT`] runs for nothing). An empty slot ends the streak too.
+pub(super) fn take_in_turn(
+    streak: &mut u32,
+    others_wait: impl FnOnce() -> bool,
+) -> Option<Runnable> {
+    if *streak >= LIFO_LIMIT {
+        if others_wait() {
+            flush();
+            *streak = 0;
+            return None;
         }
-    } else {
-        flush();
+        *streak = 0;
     }
-    *streak = 0;
-    None
+    let task = SLOT.with(|slot| slot.borrow_mut().as_mut().and_then(|(_, task)| task.take()));
+    if task.is_some() {
+        *streak += 1;
+    } else {
+        *streak = 0;
+    }
+    task
 }
 
 /// Puts `task` in the slot if the worker running on this thread belongs to `driver`; returns

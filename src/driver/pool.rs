@@ -4,8 +4,8 @@
 //! push, a worker takes with a steal, nobody waits on a lock) plus, per worker, a LIFO slot:
 //! an actor scheduled by the actor a worker is running (a reply, the next hop of a ring) runs
 //! next on the same worker, with its data still in cache and no trip through the shared queue
-//! (tokio's LIFO-slot idea, `driver/lifo.rs`). The slot is used at most 16 times in a row, so that
-//! the shared queue is not starved.
+//! (tokio's LIFO-slot idea, `driver/lifo.rs`). The slot is used at most 16 times in a row while
+//! the shared queue has tasks waiting, so that they are not starved.
 //!
 //! A worker with nothing to do looks again for a little while ([`SPINS`] yields), then sleeps
 //! on a condition variable. While it looks it counts as *searching*, and a schedule wakes no
@@ -151,7 +151,7 @@ fn worker(shared: &Arc<Shared>, system: &System) {
         if shared.sleepers.is_stopping() {
             break;
         }
-        if let Some(task) = lifo::take_in_turn(&mut lifo_streak) {
+        if let Some(task) = lifo::take_in_turn(&mut lifo_streak, || !shared.tasks.is_empty()) {
             task.run(system.budget());
             continue;
         }
