@@ -284,12 +284,14 @@ impl Drop for ChunkRef {
 /// The runtime opens one around each actor run, and its drivers one around a stretch of runs
 /// (a pool worker's busy streak, a `FutureDriver` poll, a `ManualDriver` loop), so that the
 /// letters of a ping-pong, which come from one chunk, are given back with one `fetch_sub` for
-/// many hops. Releases are counted per chunk in a thread-local: a release on another chunk,
-/// the end of the outermost batch, and [`ReleaseBatch::flush`] give the counted references
-/// back. So a thread holds back at most one chunk's references, and only until it turns to
-/// another chunk, ends its batch, or is about to wait: a writer that finds its pool empty,
+/// many hops. Releases are counted per chunk in a thread-local, for up to two chunks (a
+/// worker's own writer's and one other sender's, interleaved): a release on a third chunk gives
+/// back the one least recently turned to, and the end of the outermost batch and
+/// [`ReleaseBatch::flush`] give back both. So a thread holds back at most two chunks'
+/// references, and only until it turns to others, ends its batch, or is about to wait: a writer that finds its pool empty,
 /// the arena's waits (`register_waiter`), the runtime's blocking waits and an idle pool worker
-/// flush first, so a thread never waits for a chunk it holds back itself. Batches nest: an inner one does nothing. Under
+/// flush first, so a thread never waits for a chunk it holds back itself. Batches nest: an
+/// inner one does nothing. Under
 /// `cfg(loom)` releases are never deferred (the models check the atomic protocol, which this
 /// only coalesces).
 ///
@@ -356,24 +358,31 @@ mod batch {
 
     use super::ChunkHeader;
 
-    /// One thread's deferred releases: `n` references on `chunk` (null: none held).
+    /// How many chunks a thread holds references back on at once: two, so that a worker
+    /// receiving letters from its own writer's chunk and from another thread's (any two
+    /// senders, interleaved) does not give one back on every turn between them.
+    const SLOTS: usize = 2;
+
+    /// One thread's deferred releases: `n[i]` references on `chunk[i]` (null: none held). Slot
+    /// 0 holds the chunk turned to last.
     struct Deferred {
         open: Cell<bool>,
-        chunk: Cell<*mut ChunkHeader>,
-        n: Cell<usize>,
+        chunk: [Cell<*mut ChunkHeader>; SLOTS],
+        n: [Cell<usize>; SLOTS],
     }
 
     std::thread_local! {
         static DEFERRED: Deferred = const {
             Deferred {
                 open: Cell::new(false),
-                chunk: Cell::new(ptr::null_mut()),
-                n: Cell::new(0),
+                chunk: [const { Cell::new(ptr::null_mut()) }; SLOTS],
+                n: [const { Cell::new(0) }; SLOTS],
             }
         };
     }
 
     /// Opens the batch; `true` if it was closed (the caller is the outermost batch).
+    #[inline]
     pub(super) fn open() -> bool {
         DEFERRED.with(|d| !d.open.replace(true))
     }
@@ -386,10 +395,13 @@ mod batch {
 
     /// Gives back what is held (the batch stays as it was).
     pub(super) fn flush() {
-        let (chunk, n) = DEFERRED.with(|d| (d.chunk.replace(ptr::null_mut()), d.n.replace(0)));
-        if let Some(chunk) = NonNull::new(chunk) {
-            // SAFETY: `defer` took over these `n` references from their holders.
-            unsafe { ChunkHeader::release_now(chunk, n) };
+        for i in 0..SLOTS {
+            let (chunk, n) =
+                DEFERRED.with(|d| (d.chunk[i].replace(ptr::null_mut()), d.n[i].replace(0)));
+            if let Some(chunk) = NonNull::new(chunk) {
+                // SAFETY: `defer` took over these `n` references from their holders.
+                unsafe { ChunkHeader::release_now(chunk, n) };
+            }
         }
     }
 
@@ -401,8 +413,10 @@ mod batch {
             if !d.open.get() {
                 return false;
             }
-            if d.chunk.get() == chunk.as_ptr() {
-                d.n.set(d.n.get() + n);
+            if d.chunk[0].get() == chunk.as_ptr() {
+                d.n[0].set(d.n[0].get() + n);
+            } else if d.chunk[1].get() == chunk.as_ptr() {
+                d.n[1].set(d.n[1].get() + n);
             } else {
                 switch(d, chunk, n);
             }
@@ -410,12 +424,13 @@ mod batch {
         })
     }
 
-    /// Holds `chunk` instead of the chunk held so far, which is given back.
+    /// Holds `chunk` in slot 0; what slot 0 held moves to slot 1, and what slot 1 held is given
+    /// back.
     #[cold]
     #[inline(never)]
     fn switch(d: &Deferred, chunk: NonNull<ChunkHeader>, n: usize) {
-        let old = d.chunk.replace(chunk.as_ptr());
-        let old_n = d.n.replace(n);
+        let old = d.chunk[1].replace(d.chunk[0].replace(chunk.as_ptr()));
+        let old_n = d.n[1].replace(d.n[0].replace(n));
         if let Some(old) = NonNull::new(old) {
             // SAFETY: held since an earlier `defer` on this thread.
             unsafe { ChunkHeader::release_now(old, old_n) };

@@ -144,7 +144,7 @@ fn worker(shared: &Arc<Shared>, system: &System) {
     let outer = lifo::enter(lifo::Owner::of(shared));
     // Letters' chunk releases are coalesced across the runs of a busy streak, not only within
     // one run (a ping-pong's letters come from one chunk: one `fetch_sub` for many hops). At
-    // most one chunk is held back, and it is given back before the worker goes looking.
+    // most two chunks are held back, and they are given back before the worker goes looking.
     let _batch = ReleaseBatch::begin();
     let mut lifo_streak = 0;
     loop {
