@@ -37,6 +37,13 @@ pub(super) struct Owner {
 pub(super) trait Driver: Send + Sync + 'static {
     /// Pushes `task` to the driver's shared queue (and wakes a worker for it).
     fn push_global(&self, task: Runnable);
+
+    /// Pushes `task`, just displaced from the slot of the worker running on this thread by a
+    /// schedule made there: to that worker's own queue if it has one (where other workers can
+    /// steal it), else to the shared queue.
+    fn push_displaced(&self, task: Runnable) {
+        self.push_global(task);
+    }
 }
 
 impl Owner {
@@ -58,11 +65,21 @@ impl Owner {
 }
 
 /// Schedules `task` on `driver`: on one of its workers, into that worker's slot (and whatever
-/// was there goes to the shared queue); elsewhere, to the shared queue.
+/// was there goes to [`Driver::push_displaced`]); elsewhere, to the shared queue.
 pub(super) fn schedule<D: Driver>(driver: &Arc<D>, task: Runnable) {
-    if let Some(task) = offer(Arc::as_ptr(driver).cast(), task) {
-        driver.push_global(task);
+    match offer(Arc::as_ptr(driver).cast(), task) {
+        Offered::InSlot(None) => {}
+        Offered::InSlot(Some(displaced)) => driver.push_displaced(displaced),
+        Offered::NotHere(task) => driver.push_global(task),
     }
+}
+
+/// What [`offer`] did with a task.
+enum Offered {
+    /// Put it in the slot of this thread's worker, displacing what was there, if anything.
+    InSlot(Option<Runnable>),
+    /// No worker of that driver runs on this thread: the task is given back.
+    NotHere(Runnable),
 }
 
 thread_local! {
@@ -109,12 +126,11 @@ pub(super) fn take_in_turn(
     task
 }
 
-/// Puts `task` in the slot if the worker running on this thread belongs to `driver`; returns
-/// what must go to the shared queue instead (the task, or the one it displaced).
-fn offer(driver: *const (), task: Runnable) -> Option<Runnable> {
+/// Puts `task` in the slot if the worker running on this thread belongs to `driver`.
+fn offer(driver: *const (), task: Runnable) -> Offered {
     SLOT.with(|slot| match &mut *slot.borrow_mut() {
-        Some((owner, lifo)) if owner.driver == driver => lifo.replace(task),
-        _ => Some(task),
+        Some((owner, lifo)) if owner.driver == driver => Offered::InSlot(lifo.replace(task)),
+        _ => Offered::NotHere(task),
     })
 }
 

@@ -1,11 +1,17 @@
 //! The built-in thread pool: no async runtime needed.
 //!
-//! One shared FIFO queue (crossbeam's lock-free `Injector`: a schedule from any thread is a
-//! push, a worker takes with a steal, nobody waits on a lock) plus, per worker, a LIFO slot:
-//! an actor scheduled by the actor a worker is running (a reply, the next hop of a ring) runs
-//! next on the same worker, with its data still in cache and no trip through the shared queue
-//! (tokio's LIFO-slot idea, `driver/lifo.rs`). The slot is used at most 16 times in a row while
-//! the shared queue has tasks waiting, so that they are not starved.
+//! Tokio's scheduler, in small: per worker, a LIFO slot and a local FIFO queue, plus one shared
+//! FIFO queue, all lock-free (crossbeam's `Worker`/`Stealer` deques and `Injector`).
+//!
+//! * An actor scheduled by the actor a worker is running (a reply, the next hop of a ring) goes
+//!   to that worker's **LIFO slot** and runs next, with its data still in cache (tokio's
+//!   LIFO-slot idea, `driver/lifo.rs`). The slot is used at most 16 times in a row while other
+//!   tasks wait, so that they are not starved.
+//! * What the slot displaces goes to the worker's **local queue**: a push and a pop there are
+//!   the worker's own (no contended line), and idle workers steal half of it.
+//! * A schedule from outside the pool's workers goes to the **shared queue**. A worker takes
+//!   from it when its local queue is empty (a batch at once), and first, every
+//!   [`GLOBAL_INTERVAL`] tasks, so that it is never starved by local work.
 //!
 //! A worker with nothing to do looks again for a little while ([`SPINS`] yields), then sleeps
 //! on a condition variable. While it looks it counts as *searching*, and a schedule wakes no
@@ -19,26 +25,80 @@
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use crossbeam_deque::Injector;
+use std::cell::Cell;
+use std::ptr;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use super::lifo;
 use crate::actor::{Runnable, Schedule, System};
 use crate::mailbox::chunk::ReleaseBatch;
 use crate::mailbox::Sleepers;
 
-/// How many times an idle worker yields and looks at the shared queue again before it sleeps.
+/// How many times an idle worker yields and looks for work again before it sleeps.
 const SPINS: u32 = 64;
 
+/// A worker looks at the shared queue before its own local queue once every this many tasks
+/// (tokio's default), so that schedules from outside the pool are not starved by local work.
+const GLOBAL_INTERVAL: u32 = 61;
+
 struct Shared {
+    /// Schedules from outside the workers.
     tasks: Injector<Runnable>,
+    /// The workers' local queues, for stealing.
+    stealers: Vec<Stealer<Runnable>>,
     /// Searching and sleeping workers (the protocol and its loom model live in the mailbox
     /// crate).
     sleepers: Sleepers,
 }
 
+thread_local! {
+    /// The pool and the local queue of the pool worker running on this thread (null
+    /// elsewhere). Set by `worker` for its whole life, to a queue on its own stack.
+    static LOCAL: Cell<(*const Shared, *const Worker<Runnable>)> =
+        const { Cell::new((ptr::null(), ptr::null())) };
+}
+
 impl Shared {
     fn pop_global(&self) -> Option<Runnable> {
         lifo::steal(&self.tasks)
+    }
+
+    /// Whether any queue a worker could take from has a task: the shared queue or a local one.
+    /// (Atomic loads only, as `Sleepers::sleep_unless` requires.)
+    fn has_work(&self) -> bool {
+        !self.tasks.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// The next task for worker `me` (whose LIFO slot is empty or out of turn): its local
+    /// queue, then the shared queue (a batch moves to the local queue), then the other workers'
+    /// local queues (half of one moves). Every [`GLOBAL_INTERVAL`] ticks the shared queue comes
+    /// first.
+    fn next_task(&self, local: &Worker<Runnable>, me: usize, tick: u32) -> Option<Runnable> {
+        if tick.is_multiple_of(GLOBAL_INTERVAL) {
+            if let Some(task) = self.pop_global() {
+                return Some(task);
+            }
+        }
+        if let Some(task) = local.pop() {
+            return Some(task);
+        }
+        if let Some(task) = retry(|| self.tasks.steal_batch_and_pop(local)) {
+            return Some(task);
+        }
+        let n = self.stealers.len();
+        (1..n).find_map(|k| retry(|| self.stealers[(me + k) % n].steal_batch_and_pop(local)))
+    }
+}
+
+/// Retries a steal that raced with another.
+fn retry(mut steal: impl FnMut() -> Steal<Runnable>) -> Option<Runnable> {
+    loop {
+        match steal() {
+            Steal::Success(task) => return Some(task),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
     }
 }
 
@@ -46,6 +106,34 @@ impl lifo::Driver for Shared {
     fn push_global(&self, task: Runnable) {
         self.tasks.push(task);
         self.sleepers.notify_pushed();
+    }
+
+    fn push_displaced(&self, task: Runnable) {
+        let (pool, local) = LOCAL.with(Cell::get);
+        if !ptr::eq(pool, self) || local.is_null() {
+            return self.push_global(task);
+        }
+        // SAFETY: `LOCAL` names this pool and a queue only while a worker of this pool runs on
+        // this thread, and that worker's queue lives on its stack for that whole time; `Worker`
+        // is used from its own thread only (this one).
+        unsafe { &*local }.push(task);
+        // Others may steal it: wake one if nobody is searching (as for the shared queue).
+        self.sleepers.notify_pushed();
+    }
+}
+
+/// Sets `LOCAL` for a worker's life, and puts back what was there.
+struct LocalGuard((*const Shared, *const Worker<Runnable>));
+
+impl LocalGuard {
+    fn set(shared: &Shared, local: &Worker<Runnable>) -> Self {
+        LocalGuard(LOCAL.with(|l| l.replace((shared, local))))
+    }
+}
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        LOCAL.with(|l| l.set(self.0));
     }
 }
 
@@ -87,17 +175,22 @@ pub struct ThreadPool {
 impl ThreadPool {
     /// A pool of `threads` workers (at least one).
     pub fn new(threads: usize) -> Self {
+        let locals: Vec<Worker<Runnable>> =
+            (0..threads.max(1)).map(|_| Worker::new_fifo()).collect();
         let shared = Arc::new(Shared {
             tasks: Injector::new(),
+            stealers: locals.iter().map(Worker::stealer).collect(),
             sleepers: Sleepers::new(),
         });
         let system = System::new(Scheduler(shared.clone()));
-        let workers = (0..threads.max(1))
-            .map(|i| {
+        let workers = locals
+            .into_iter()
+            .enumerate()
+            .map(|(i, local)| {
                 let (shared, system) = (shared.clone(), system.clone());
                 thread::Builder::new()
                     .name(format!("airssys-worker-{i}"))
-                    .spawn(move || worker(&shared, &system))
+                    .spawn(move || worker(&shared, &system, &local, i))
                     .expect("spawn a worker thread")
             })
             .collect();
@@ -139,23 +232,28 @@ impl Drop for ThreadPool {
     }
 }
 
-fn worker(shared: &Arc<Shared>, system: &System) {
-    // The worker keeps `shared` alive until `leave`, at the end of this function.
+fn worker(shared: &Arc<Shared>, system: &System, local: &Worker<Runnable>, me: usize) {
+    // The worker keeps `shared` alive until `leave`, at the end of this function, and `local`
+    // until it returns (tasks left in it are dropped with it, by the caller).
     let outer = lifo::enter(lifo::Owner::of(shared));
+    let local_guard = LocalGuard::set(shared, local);
     // Letters' chunk releases are coalesced across the runs of a busy streak, not only within
     // one run (a ping-pong's letters come from one chunk: one `fetch_sub` for many hops). At
     // most two chunks are held back, and they are given back before the worker goes looking.
     let _batch = ReleaseBatch::begin();
     let mut lifo_streak = 0;
+    let mut tick: u32 = 0;
     loop {
         if shared.sleepers.is_stopping() {
             break;
         }
-        if let Some(task) = lifo::take_in_turn(&mut lifo_streak, || !shared.tasks.is_empty()) {
+        let others_wait = || !local.is_empty() || !shared.tasks.is_empty();
+        if let Some(task) = lifo::take_in_turn(&mut lifo_streak, others_wait) {
             task.run(system.budget());
             continue;
         }
-        let task = match shared.pop_global() {
+        tick = tick.wrapping_add(1);
+        let task = match shared.next_task(local, me, tick) {
             Some(task) => task,
             None => {
                 // Nothing now: look again for a little while (counted as searching, so that
@@ -163,13 +261,13 @@ fn worker(shared: &Arc<Shared>, system: &System) {
                 ReleaseBatch::flush();
                 shared.sleepers.start_searching();
                 for _ in 0..SPINS {
-                    if !shared.tasks.is_empty() || shared.sleepers.is_stopping() {
+                    if shared.has_work() || shared.sleepers.is_stopping() {
                         break;
                     }
                     thread::yield_now();
                 }
-                if shared.tasks.is_empty() {
-                    shared.sleepers.sleep_unless(|| !shared.tasks.is_empty());
+                if !shared.has_work() {
+                    shared.sleepers.sleep_unless(|| shared.has_work());
                 } else {
                     shared.sleepers.stop_searching_with_work();
                 }
@@ -178,6 +276,7 @@ fn worker(shared: &Arc<Shared>, system: &System) {
         };
         task.run(system.budget());
     }
+    drop(local_guard);
     // Drop a task left in the slot (it holds its actor).
     drop(lifo::leave(outer));
 }
