@@ -304,6 +304,79 @@ fn thread_pool_workers_wake_for_every_schedule() {
     }
 }
 
+/// A worker busy with local work (an endless chain of hops between actors it runs itself,
+/// through its LIFO slot and its local queue) still takes schedules from outside the pool:
+/// asks from this thread are answered while the chain goes on.
+#[test]
+fn thread_pool_local_work_does_not_starve_outside_schedules() {
+    use std::sync::atomic::AtomicBool;
+
+    struct Hop {
+        next: Option<ActorRef<Hop>>,
+        hops: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+    }
+    impl Actor for Hop {}
+    struct SetNext(ActorRef<Hop>);
+    impl Handler<SetNext> for Hop {
+        type Reply = ();
+        fn handle(&mut self, SetNext(next): SetNext, _: &mut Ctx<Self>) {
+            self.next = Some(next);
+        }
+    }
+    struct Token;
+    impl Handler<Token> for Hop {
+        type Reply = ();
+        fn handle(&mut self, _: Token, _: &mut Ctx<Self>) {
+            self.hops.fetch_add(1, Ordering::Relaxed);
+            if !self.stop.load(Ordering::Relaxed) {
+                // Two tokens in flight: one goes to the slot, the other to the local queue.
+                let next = self.next.as_ref().expect("linked");
+                next.tell(Token).unwrap();
+            }
+        }
+    }
+    struct Echo;
+    impl Actor for Echo {}
+    impl Handler<u64> for Echo {
+        type Reply = u64;
+        fn handle(&mut self, n: u64, _: &mut Ctx<Self>) -> u64 {
+            n
+        }
+    }
+
+    let pool = airssys_rt::ThreadPool::new(1);
+    let (hops, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let ring: Vec<_> = (0..3)
+        .map(|_| {
+            let hop = Hop {
+                next: None,
+                hops: hops.clone(),
+                stop: stop.clone(),
+            };
+            pool.system().spawn(hop).unwrap()
+        })
+        .collect();
+    for (i, hop) in ring.iter().enumerate() {
+        hop.tell(SetNext(ring[(i + 1) % ring.len()].clone()))
+            .unwrap();
+    }
+    ring[0].tell(Token).unwrap();
+    ring[1].tell(Token).unwrap();
+    let echo = pool.system().spawn(Echo).unwrap();
+    for n in 0..200u64 {
+        assert_eq!(echo.ask(n).wait(Duration::from_secs(10)), Ok(n), "ask {n}");
+    }
+    assert!(
+        hops.load(Ordering::Relaxed) > 0,
+        "the chain ran meanwhile (the worker was busy with local work)"
+    );
+    stop.store(true, Ordering::Relaxed);
+}
+
 /// Counts what it is told; steps another driver when told to (a driver stepped from inside a
 /// run of another).
 struct Tally {
