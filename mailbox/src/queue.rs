@@ -450,10 +450,15 @@ impl<'a, T: Linked> Ends<'a, T> {
     }
 
     /// Parks the lane: marks its head, so that the next push or [`unpark`](Self::unpark)
-    /// takes the token. With `only_if_empty`, only if the head is still the stub (nothing
-    /// pushed since the caller saw the queue empty); otherwise whatever the head is (the
-    /// messages stay queued for a later run). Returns `false`, and leaves the token with the
-    /// caller, if a push got in first (`only_if_empty`).
+    /// takes the token. With `only_if_empty`, only if the head is still the queue's end
+    /// (nothing pushed since the caller saw the queue empty); otherwise whatever the head is
+    /// (the messages stay queued for a later run; a kept node must have been given up with
+    /// [`unkeep`](Self::unkeep) first). Returns `false`, and leaves the token with the caller,
+    /// if a push got in first (`only_if_empty`).
+    ///
+    /// With `only_if_empty` and a kept node at the end (see [`pop_with`](Self::pop_with)), the
+    /// same CAS also puts the stub back as the end (`head`: kept node → parked stub): the
+    /// re-link that `pop` would otherwise have paid a `swap` for.
     ///
     /// `SeqCst`, and Release: the mark hands what the consumer did to whoever takes the token
     /// next (its swap or CAS Acquires it).
@@ -462,10 +467,6 @@ impl<'a, T: Linked> Ends<'a, T> {
     ///
     /// The caller holds the lane's token (the head is not parked), and is the queue's single
     /// consumer.
-    ///
-    /// With `only_if_empty` and a kept node at the end (see [`pop_with`](Self::pop_with)), the
-    /// same CAS also puts the stub back as the end (`head`: kept node → parked stub): the
-    /// re-link that `pop` would otherwise have paid a `swap` for.
     #[inline]
     pub(crate) unsafe fn park(&self, only_if_empty: bool) -> bool {
         if !only_if_empty {
