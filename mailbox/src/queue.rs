@@ -382,14 +382,19 @@ impl<'a, T: Linked> Ends<'a, T> {
                     return Pop::Data(T::from_link_keeping_link(NonNull::new_unchecked(tail)));
                 }
             }
-            // `tail` is the last node: push the stub behind it so `tail` can be taken. The
-            // head is not parked (see above), so this takes no token.
+            // `tail` is the last node: push the stub behind it so `tail` can be taken.
             self.stub.next.store(ptr::null_mut(), Ordering::Relaxed);
-            let _took_token = self.push_link(STUB);
-            debug_assert!(
-                !_took_token,
-                "the consumer re-linked its stub into a parked lane"
-            );
+            if self.push_link(STUB) {
+                // The lane was parked with `tail` queued (a consumer that parked awaiting),
+                // which a run never sees (it holds the token) but a `drain` with exclusive
+                // access can: our swap took the mark off; put it back (nobody else pushes).
+                let _ = self.head.head.compare_exchange(
+                    STUB,
+                    STUB.map_addr(|a| a | PARKED),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
             // SAFETY: `tail` is still a real node we own.
             next = unsafe { (*tail).next.load(ord::QUEUE_NEXT()) };
             if !next.is_null() {

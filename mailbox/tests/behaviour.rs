@@ -135,6 +135,28 @@ fn finish_awaiting_leaves_user_messages_but_not_signals() {
 }
 
 #[test]
+fn drain_of_a_mailbox_parked_with_messages_left_keeps_it_idle() {
+    let mut mb: Mb<u32> = Mailbox::unbounded();
+    let token = mb.try_push(Boxed::new(1)).unwrap().unwrap();
+    assert!(mb.try_push(Boxed::new(2)).unwrap().is_none());
+    // Parked with both messages left (an actor awaiting inside a handler).
+    assert!(mb.begin_run(token).finish_awaiting().is_none());
+    assert!(!mb.is_scheduled());
+    let mut got = Vec::new();
+    mb.drain(|r| got.push(*user(Some(r))));
+    assert_eq!(got, [1, 2]);
+    // Still idle: the drain's re-link of the stub did not take the token for nobody.
+    assert!(
+        !mb.is_scheduled(),
+        "drained, but left scheduled with no token"
+    );
+    assert!(
+        mb.try_push(Boxed::new(3)).unwrap().is_some(),
+        "idle: the next push takes the token"
+    );
+}
+
+#[test]
 fn yielded_run_keeps_the_token() {
     let mb: Mb<u32> = Mailbox::unbounded();
     let token = mb.try_push(Boxed::new(1)).unwrap().unwrap();
