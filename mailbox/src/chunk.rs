@@ -620,7 +620,8 @@ impl PoolShared {
         Ok(chunk)
     }
 
-    /// Allocates a large chunk of `size` bytes with `refs == 1` and a reference on the pool.
+    /// Allocates a large chunk of `size` bytes with `refs == REFS_PER_MESSAGE` (its one
+    /// message's) and a reference on the pool.
     ///
     /// # Safety
     ///

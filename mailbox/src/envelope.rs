@@ -134,7 +134,7 @@ impl Envelope {
     /// # Safety
     ///
     /// `header` is a fully written message in an arena chunk, and the caller gives this
-    /// envelope the one reference on the chunk that the message holds.
+    /// envelope the references on the chunk that the message holds (`REFS_PER_MESSAGE`).
     pub(crate) unsafe fn from_header(header: NonNull<MsgHeader>) -> Self {
         Self { header }
     }

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`MsgHeader`], [`Link`] | the 16-byte intrusive node at the front of every message |
 //! | [`MpscQueue`] | Dmitry Vyukov's intrusive MPSC queue: wait-free push, single consumer |
-//! | [`SchedState`] | the run token (the user head's parked mark) and the CLOSED / WOKEN word beside it, documented in [`state`] |
+//! | [`SchedState`] | the CLOSED / WOKEN word beside the run token (which is the user head's parked mark); the whole scheduling protocol is documented in [`state`] |
 //! | [`Mailbox`] | user lane (optionally bounded, its head carrying the run token) + system lane + state word, its producers' and consumer's ends a cache line apart |
 //! | [`Boxed`] | a heap node for a plain value (control signals, tests) |
 //! | [`ArenaWriter`], [`chunk`] | one thread's bump allocator over pooled 64 KiB chunks, biased refcounts |

@@ -546,9 +546,10 @@ impl<U: Linked, S: Linked, C> Run<'_, U, S, C> {
     }
 
     /// [`pop`](Self::pop), except that the last user message's link may stay in the queue
-    /// (as its end) after the message is handed out, until the next pop or the end of the run:
-    /// the run's [`finish`](Self::finish) then parks the mailbox and puts the queue's stub
-    /// back with one CAS, instead of `pop` re-linking the stub with a `swap` and `finish`
+    /// (as its end) after the message is handed out, until a pop finds a message after it or
+    /// the mailbox parks (a run that keeps the token keeps the link into the next run): the
+    /// run's [`finish`](Self::finish) then parks the mailbox and puts the queue's stub back
+    /// with one CAS, instead of `pop` re-linking the stub with a `swap` and `finish`
     /// parking with a CAS. One locked instruction less per message to an idle mailbox.
     ///
     /// Only for message types that support it ([`Linked::KEEPS_LINK`], as

@@ -45,7 +45,9 @@
 //! **Reclamation.** A node is returned by `pop` only once its `next` is non-null (or it was
 //! re-linked through the stub), and each node's `next` is written by exactly one producer, the
 //! one that received it as `prev`. So a popped node is never written again by the queue: the
-//! consumer owns it outright. No hazard pointers, no epochs, no ABA.
+//! consumer owns it outright. No hazard pointers, no epochs, no ABA. The one exception is a
+//! node handed out with its link kept (below): its `next` may still be written, and its link
+//! stays the queue's (a reference of its own) until the queue releases it.
 //!
 //! **The stub is not an address.** `head`, `tail` and links refer to the stub through a
 //! sentinel value (`STUB`) rather than through the stub's address. No stored pointer ever
@@ -55,7 +57,8 @@
 //! **Parking (the mailbox's run token).** The low bit of `head` (`PARKED`) is free: every
 //! link is at least 8-byte aligned. [`Mailbox`](crate::Mailbox) uses it on its user lane as its
 //! scheduling token: set means "idle, nobody holds the right to consume". Only the consumer
-//! sets it (`Ends::park`, a CAS, as its run ends); a producer's `swap` puts an
+//! sets it (`Ends::park`, a CAS, as its run ends; or a drain with exclusive access, putting
+//! back a mark its own stub re-link took off); a producer's `swap` puts an
 //! unmarked node in its place, so the push that finds the mark (in `prev`) is the one that takes
 //! the token, at no cost beyond the swap it does anyway; anyone else takes it with
 //! `Ends::unpark` (a CAS). Every change of the bit is an RMW on `head`, so exactly
@@ -292,9 +295,10 @@ impl<'a, T: Linked> Ends<'a, T> {
         let parked = is_parked(prev);
         let prev = self.resolve(unmarked(prev));
         // SAFETY: `prev` was the head, so it is either the stub (alive as long as `self`) or a
-        // node that has not been popped: the consumer pops a node only once its `next` is set,
-        // and only we (who received it from the swap) set it. So `prev` is alive and only we
-        // write it.
+        // node whose link the queue still holds: the consumer pops a node only once its `next`
+        // is set, or keeps its link (and its memory) until its `next` is set or the head has
+        // moved off it by the consumer's own CAS, which our swap would have made fail; only we
+        // (who received it from the swap) set it. So `prev` is alive and only we write it.
         unsafe { (*prev).next.store(node, ord::QUEUE_LINK()) };
         parked
     }

@@ -38,13 +38,16 @@
 //! # Why nothing is stranded
 //!
 //! * **User messages**: a push and the run's park are RMWs on the same word, the head. If the
-//!   push comes first, the park's CAS (which expects the stub, seen empty) fails and the run
-//!   goes on; if the park comes first, the push's swap finds the mark and takes the token.
+//!   push comes first, the park's CAS (which expects the queue's end the run saw with nothing
+//!   after it: the stub, or a kept last link) fails and the run goes on; if the park comes
+//!   first, the push's swap finds the mark and takes the token. (A run that parks awaiting,
+//!   with messages left on purpose, retries its CAS on whatever the head is.)
 //! * **Signals and wake-ups** live elsewhere (the system lane's head, the `WOKEN` bit), so
 //!   they use a store-load handshake. The sender writes (its swap on the system head, or the
 //!   `fetch_or` of `WOKEN`), then loads the user head and, if parked, unparks it. A finishing
 //!   run parks (its CAS), then loads the system head and the word and, if there is anything,
-//!   unparks. All of these are `SeqCst`, so they fall in one total order, and whichever write
+//!   unparks. All of these are `SeqCst` (the wake-up's `fetch_or` too: a Release write would
+//!   stay out of the order), so they fall in one total order, and whichever write
 //!   comes first in it is seen by the other side's load (the store-buffering litmus test,
 //!   forbidden for `SeqCst`). So the sender sees the mark, or the run sees the signal or the
 //!   bit; both may try, and the CAS lets exactly one take the token. A wake-up first tries to
@@ -61,7 +64,9 @@
 //!
 //! * **S1, exactly one runner.** A token is created only by the RMW that takes the `PARKED`
 //!   mark off the user head (a push's swap or an unpark's CAS), and only the token's holder puts
-//!   the mark back (its run's park). So at most one token or run exists at a time.
+//!   the mark back (its run's park). So at most one token or run exists at a time. (A
+//!   `Mailbox::drain` or drop, with exclusive access and no token anywhere, may take the mark
+//!   off by re-linking the stub and put it back at once.)
 //! * **S2, no lost message.** A user push either takes the token or lands before the park's
 //!   CAS, which then fails. A signal either finds the head parked (and unparks it) or the run
 //!   that parks sees it (the handshake above).
@@ -73,11 +78,11 @@
 //!
 //! # Orderings
 //!
-//! The park's CAS Releases and every RMW that takes the token (the push's `AcqRel` swap, the
+//! The park's CAS Releases and every RMW that takes the token (the push's `SeqCst` swap, the
 //! unpark's `AcqRel` CAS) Acquires: this pair hands `&mut` access to the consumer's state (the
 //! actor) from one run to the next, through whoever took the token (a host that moves the
-//! token to another thread synchronises that move itself). `WOKEN`'s `fetch_or` Releases what
-//! the waker did, and the run that clears it (an `AcqRel` RMW) Acquires it. Loom mutants weaken
+//! token to another thread synchronises that move itself). `WOKEN`'s `fetch_or` (`SeqCst`)
+//! Releases what the waker did, and the run that clears it (an `AcqRel` RMW) Acquires it. Loom mutants weaken
 //! each of these and remove each fence.
 
 use core::fmt;

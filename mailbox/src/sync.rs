@@ -128,8 +128,11 @@ pub(crate) mod ord {
         /// this holder happens-before the recycle (the last holder's Acquire fence).
         CHUNK_RELEASE = Release, mutant "chunk_release_relaxed" => Relaxed;
         /// A wake-up's `fetch_or(WOKEN)`: releases what the waker did before waking (a future
-        /// made ready) to the run that sees the bit.
-        WAKE = Release, mutant "wake_relaxed" => Relaxed;
+        /// made ready) to the run that sees the bit; SeqCst, because it is the waker's write
+        /// in its store-load handshake with a parking run (see `state.rs`): a Release write
+        /// stays out of the single `SeqCst` order, and the waker's look at the head and the
+        /// run's look at the word could then both miss.
+        WAKE = SeqCst, mutant "wake_relaxed" => Relaxed;
         /// A finishing run's CAS that parks the user lane: releases the actor state to
         /// whoever takes the token next (on any thread); SeqCst for the store-load handshake
         /// with signals and wake-ups (see `state.rs`).
