@@ -228,7 +228,10 @@ impl Wake for Unpark {
 /// comes back, then retries. Other failures (mailbox full or closed, too large) return at once.
 ///
 /// Do not call it from a thread that must itself consume the messages that would free the
-/// pool (an actor sending to itself): that thread would wait for itself.
+/// pool (an actor sending to itself): that thread would wait for itself. Inside an actor's
+/// handler this includes the message being handled: its mailbox keeps its link, and so one
+/// reference on its chunk, until the handler returns (`Run::pop_keeping_link`), so a handler
+/// that waits here for its own thread's pool can wait for the chunk of its own message.
 pub fn send_waiting<M: Message, S: Linked, C>(
     mailbox: &Mailbox<Envelope, S, C>,
     msg: M,

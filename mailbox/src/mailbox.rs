@@ -554,7 +554,10 @@ impl<U: Linked, S: Linked, C> Run<'_, U, S, C> {
     ///
     /// Only for message types that support it ([`Linked::KEEPS_LINK`], as
     /// [`Envelope`](crate::Envelope) does, with a second chunk reference per message); for
-    /// others this is `pop`.
+    /// others this is `pop`. The kept link holds that reference, so the message's chunk is not
+    /// recycled before the link is given up (at the latest when the mailbox parks): a consumer
+    /// that waits for its own writer's pool while handling the message waits for that chunk
+    /// too.
     ///
     /// # Safety
     ///
