@@ -19,6 +19,8 @@
 //!     freed (its memory handed back to the allocator) on its last release, so a link written
 //!     after its release would be a use after free, which loom reports or the model's checks
 //!     see (lost or duplicated messages).
+//! (h) `a_kept_link_is_given_up_when_a_run_parks_awaiting`: a run that parks with messages
+//!     left (awaiting) gives its kept link up first, racing a sender; a wake-up runs the rest.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_mailbox`
 #![cfg(loom)]
@@ -443,5 +445,48 @@ fn kept_links_are_released_once_and_never_written_after() {
             3,
             "a node leaked or was freed twice"
         );
+    });
+}
+
+/// A run that parks awaiting (user messages left on purpose) gives up its kept link first
+/// (`unkeep`, re-linking the stub with a swap) while a sender pushes; a wake-up later runs the
+/// rest. Every message is handled once and every node freed once.
+#[test]
+fn a_kept_link_is_given_up_when_a_run_parks_awaiting() {
+    loom::model(|| {
+        let freed = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new((CountedMb::unbounded(), UnsafeCell::new(Vec::new())));
+        let token = shared
+            .0
+            .try_push(Counted::new((0, 0), &freed))
+            .unwrap()
+            .expect("idle: the first push takes the token");
+        let sender = {
+            let (shared, freed) = (shared.clone(), freed.clone());
+            thread::spawn(move || {
+                let token = shared.0.try_push(Counted::new((1, 0), &freed)).unwrap();
+                drive_keeping(&shared.0, &shared.1, token, 1);
+            })
+        };
+        let mut run = shared.0.begin_run(token);
+        // SAFETY: handles are only read and dropped here.
+        if let Some(Received::User(c)) = unsafe { run.pop_keeping_link() } {
+            let v = c.value();
+            // SAFETY: only runs touch the log, and runs are exclusive.
+            shared.1.with_mut(|l| unsafe { (*l).push(v) });
+        }
+        // Awaiting: parks with whatever is queued left for later.
+        let again = run.finish_awaiting();
+        drive_keeping(&shared.0, &shared.1, again, 1);
+        // The future it awaited is ready: a wake-up runs it again.
+        let woken = shared.0.notify();
+        drive_keeping(&shared.0, &shared.1, woken, 1);
+        sender.join().unwrap();
+        // SAFETY: every thread is joined: no run is in progress.
+        let mut log = shared.1.with(|l| unsafe { (*l).clone() });
+        log.sort();
+        assert_eq!(log, [(0, 0), (1, 0)], "lost or duplicated");
+        assert!(!shared.0.is_scheduled(), "mailbox not idle at the end");
+        assert_eq!(freed.load(Ordering::SeqCst), 2, "a node leaked or was freed twice");
     });
 }
