@@ -487,6 +487,10 @@ fn a_kept_link_is_given_up_when_a_run_parks_awaiting() {
         log.sort();
         assert_eq!(log, [(0, 0), (1, 0)], "lost or duplicated");
         assert!(!shared.0.is_scheduled(), "mailbox not idle at the end");
-        assert_eq!(freed.load(Ordering::SeqCst), 2, "a node leaked or was freed twice");
+        assert_eq!(
+            freed.load(Ordering::SeqCst),
+            2,
+            "a node leaked or was freed twice"
+        );
     });
 }
