@@ -117,6 +117,7 @@ impl FutureDriver {
         Worker {
             shared: self.shared.clone(),
             system: self.system.clone(),
+            carried: None,
         }
     }
 
@@ -144,24 +145,46 @@ impl Drop for FutureDriver {
 pub struct Worker {
     shared: Arc<Shared>,
     system: System,
+    /// The task left in the LIFO slot when the last poll used up its slice with nothing else
+    /// queued: it goes back into the slot at the next poll (see `poll`).
+    carried: Option<Runnable>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // A worker dropped between polls gives its carried task to the others.
+        if let Some(task) = self.carried.take() {
+            self.shared.push_global(task);
+        }
+    }
 }
 
 impl Future for Worker {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // The slot is per poll (`self` keeps the driver alive until `leave`); a worker polled
+        let this = self.get_mut();
+        // The slot is per poll (`this` keeps the driver alive until `leave`); a worker polled
         // from inside an actor run of another driver puts that one's back after.
-        let outer = lifo::enter(lifo::Owner::of(&self.shared));
+        let outer = lifo::enter_with(lifo::Owner::of(&this.shared), this.carried.take());
         // Letters' chunk releases are coalesced across this poll's runs (given back when the
         // batch ends, at the end of the poll).
         let batch = ReleaseBatch::begin();
-        let result = self.runs(cx);
+        let result = this.runs(cx);
         drop(batch);
         if let Some(task) = lifo::leave(outer) {
-            // This worker may not be polled again soon: its slot's task goes where any worker
-            // can take it.
-            self.shared.push_global(task);
+            if result.is_pending() && this.shared.queue.is_empty() {
+                // The poll used up its slice (a task is left in the slot only then) and woke
+                // this worker, so it is polled again soon; nothing else is queued. Keep the
+                // task for that poll rather than moving it through the shared queue to
+                // whichever worker takes it first, with cold caches (a chain of hops would
+                // change threads every `RUNS_PER_POLL` runs).
+                this.carried = Some(task);
+            } else {
+                // Others wait, or the worker is done: the slot's task goes where any worker
+                // can take it.
+                this.shared.push_global(task);
+            }
         }
         result
     }

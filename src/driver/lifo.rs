@@ -89,7 +89,16 @@ thread_local! {
 /// Makes `owner`'s worker the one running on this thread, with an empty slot; returns what
 /// was there before, for [`leave`]. The worker must keep `owner.driver` alive until `leave`.
 pub(super) fn enter(owner: Owner) -> Option<(Owner, Option<Runnable>)> {
-    SLOT.with(|slot| slot.replace(Some((owner, None))))
+    enter_with(owner, None)
+}
+
+/// [`enter`], with `task` in the slot to begin with (one the worker carried over from its
+/// previous turn).
+pub(super) fn enter_with(
+    owner: Owner,
+    task: Option<Runnable>,
+) -> Option<(Owner, Option<Runnable>)> {
+    SLOT.with(|slot| slot.replace(Some((owner, task))))
 }
 
 /// Ends the current worker's turn on this thread, putting back what [`enter`] returned; gives
