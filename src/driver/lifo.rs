@@ -162,8 +162,13 @@ pub(crate) fn flush() {
 
 /// Takes a task from a shared queue (retrying a steal that raced with another).
 pub(super) fn steal(queue: &Injector<Runnable>) -> Option<Runnable> {
+    retry(|| queue.steal())
+}
+
+/// Runs `steal` until it does not race with another steal.
+pub(super) fn retry(mut steal: impl FnMut() -> Steal<Runnable>) -> Option<Runnable> {
     loop {
-        match queue.steal() {
+        match steal() {
             Steal::Success(task) => return Some(task),
             Steal::Empty => return None,
             Steal::Retry => std::hint::spin_loop(),

@@ -28,7 +28,7 @@ use std::thread::{self, JoinHandle};
 use std::cell::Cell;
 use std::ptr;
 
-use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use crossbeam_deque::{Injector, Stealer, Worker};
 
 use super::lifo;
 use crate::actor::{Runnable, Schedule, System};
@@ -83,22 +83,11 @@ impl Shared {
         if let Some(task) = local.pop() {
             return Some(task);
         }
-        if let Some(task) = retry(|| self.tasks.steal_batch_and_pop(local)) {
+        if let Some(task) = lifo::retry(|| self.tasks.steal_batch_and_pop(local)) {
             return Some(task);
         }
         let n = self.stealers.len();
-        (1..n).find_map(|k| retry(|| self.stealers[(me + k) % n].steal_batch_and_pop(local)))
-    }
-}
-
-/// Retries a steal that raced with another.
-fn retry(mut steal: impl FnMut() -> Steal<Runnable>) -> Option<Runnable> {
-    loop {
-        match steal() {
-            Steal::Success(task) => return Some(task),
-            Steal::Empty => return None,
-            Steal::Retry => std::hint::spin_loop(),
-        }
+        (1..n).find_map(|k| lifo::retry(|| self.stealers[(me + k) % n].steal_batch_and_pop(local)))
     }
 }
 
