@@ -387,20 +387,8 @@ impl<'a, T: Linked> Ends<'a, T> {
                 }
             }
             // `tail` is the last node: push the stub behind it so `tail` can be taken.
-            self.stub.next.store(ptr::null_mut(), Ordering::Relaxed);
-            if self.push_link(STUB) {
-                // The lane was parked with `tail` queued (a consumer that parked awaiting),
-                // which a run never sees (it holds the token) but a `drain` with exclusive
-                // access can: our swap took the mark off; put it back (nobody else pushes).
-                let _ = self.head.head.compare_exchange(
-                    STUB,
-                    STUB.map_addr(|a| a | PARKED),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-            }
-            // SAFETY: `tail` is still a real node we own.
-            next = unsafe { (*tail).next.load(ord::QUEUE_NEXT()) };
+            // SAFETY: `tail` is still a real node we own, the last one seen.
+            next = unsafe { self.relink_stub_behind(tail) };
             if !next.is_null() {
                 // SAFETY: as in the first `Data` branch.
                 unsafe {
@@ -411,6 +399,33 @@ impl<'a, T: Linked> Ends<'a, T> {
             // A producer swapped in between our `head` load and our stub push.
             Pop::Inconsistent
         })
+    }
+
+    /// Pushes the stub behind `last` so that `last` can leave the list, and returns `last`'s
+    /// `next` after that: the stub, or a node that a producer swapped in just before our push
+    /// (null if that producer has not linked it yet).
+    ///
+    /// A run never finds its lane parked (it holds the token), but a drain with exclusive
+    /// access can find it parked with `last` queued (a consumer parked awaiting, messages
+    /// left): our swap then took the mark off, and we put it back (nobody else pushes).
+    ///
+    /// # Safety
+    ///
+    /// The caller is the single consumer; `last` is a live node in the list, seen with a null
+    /// `next` while `head` was `last`.
+    #[inline]
+    unsafe fn relink_stub_behind(&self, last: *mut Link) -> *mut Link {
+        self.stub.next.store(ptr::null_mut(), Ordering::Relaxed);
+        if self.push_link(STUB) {
+            let _ = self.head.head.compare_exchange(
+                STUB,
+                STUB.map_addr(|a| a | PARKED),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        // SAFETY: `last` is alive (the caller's contract).
+        unsafe { (*last).next.load(ord::QUEUE_NEXT()) }
     }
 
     /// See [`MpscQueue::has_data`].
@@ -569,14 +584,8 @@ impl<'a, T: Linked> Ends<'a, T> {
                 if kept != unmarked(self.head.head.load(Ordering::Acquire)) {
                     return false;
                 }
-                self.stub.next.store(ptr::null_mut(), Ordering::Relaxed);
-                let _took_token = self.push_link(STUB);
-                debug_assert!(
-                    !_took_token,
-                    "the consumer re-linked its stub into a parked lane"
-                );
-                // SAFETY: as above.
-                next = unsafe { (*kept).next.load(ord::QUEUE_NEXT()) };
+                // SAFETY: a kept node is alive until we release its link, and the last seen.
+                next = unsafe { self.relink_stub_behind(kept) };
                 if next.is_null() {
                     // A producer swapped in between our look and our swap: its link lands soon.
                     return false;
