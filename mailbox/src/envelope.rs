@@ -376,6 +376,9 @@ unsafe impl Linked for Envelope {
 
     #[inline]
     unsafe fn from_link_keeping_link(link: NonNull<Link>) -> Self {
+        // Nothing unsafe is done here: the caller's contract (the trait's) is what makes the
+        // envelope own one reference only; the tag records that (headers are 16-byte aligned,
+        // so bit 0 is free, and `ptr()` clears it before every use).
         Self {
             header: link.cast::<MsgHeader>().map_addr(|a| a | Self::LINK_KEPT),
         }
