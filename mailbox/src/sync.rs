@@ -143,6 +143,11 @@ pub(crate) mod ord {
         /// The slab's `fetch_or` that marks a slot's entry initialised: publishes the entry
         /// to lookups (their Acquire `fetch_add`).
         SLAB_PUBLISH = Release, mutant "slab_publish_relaxed" => Relaxed;
+        /// A remove's compare-exchange that puts the slot it freed on the slab's `returned`
+        /// list: releases its move of the entry out to the insert that takes the slot.
+        SLAB_RETURN = Release, mutant "slab_return_relaxed" => Relaxed;
+        /// An insert's `swap` that takes all of `returned`: acquires the removes' moves.
+        SLAB_TAKE_RETURNED = Acquire, mutant "slab_take_relaxed" => Relaxed;
     }
 }
 
@@ -161,7 +166,11 @@ pub(crate) mod ord {
 /// Acquire fence), `slab_no_generation_bump` (a released slot keeps its generation, so a
 /// stale id would resolve to the next entry), `slab_no_reader_wait` (a remove moves the
 /// entry out without waiting for lookups that are cloning it), `slab_publish_relaxed` (an
-/// insert marks its entry initialised without publishing the write), `sleep_no_fence` and
+/// insert marks its entry initialised without publishing the write), `slab_return_relaxed`
+/// and `slab_take_relaxed` (a freed slot passes from its remove to an insert unsynchronized),
+/// `slab_drop_returned_rest` (an insert that takes the returned slots keeps one and loses
+/// the rest), `slab_merge_unlinked` (an insert moves returned slots onto a non-empty `spare`
+/// without linking them to its head), `sleep_no_fence` and
 /// `notify_no_fence` (one side of the pool's sleep handshake loses its fence),
 /// `searcher_no_wake` and `sleep_found_work_no_wake` (the last searcher to find work, while
 /// looking or in its last look before sleeping, wakes no sleeper).

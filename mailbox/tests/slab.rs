@@ -109,3 +109,88 @@ fn a_lookup_whose_clone_panics_counts_itself_out() {
     assert!(slab.remove(id));
     assert!(slab.is_empty());
 }
+
+#[test]
+fn every_freed_slot_is_reused_before_the_slab_grows() {
+    let slab = Slab::new();
+    let ids: Vec<_> = (0..300).map(|i| slab.insert(|_| i).unwrap()).collect();
+    assert_eq!(slab.slots(), 300);
+    // Free in two rounds with inserts between them, so that freed slots sit on both lists
+    // (returned by removes, and spare ones an insert moved there).
+    for id in &ids[..100] {
+        assert!(slab.remove(*id));
+    }
+    let first: Vec<_> = (0..10)
+        .map(|i| slab.insert(|_| 1_000 + i).unwrap())
+        .collect();
+    for id in &ids[100..200] {
+        assert!(slab.remove(*id));
+    }
+    let second: Vec<_> = (0..190)
+        .map(|i| slab.insert(|_| 2_000 + i).unwrap())
+        .collect();
+    assert_eq!(
+        slab.slots(),
+        300,
+        "the slab grew while freed slots were left"
+    );
+    let mut indices: Vec<u32> = first
+        .iter()
+        .chain(&second)
+        .chain(&ids[200..])
+        .map(|id| id.index)
+        .collect();
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), 300, "a slot was handed out twice");
+    let next = slab.insert(|_| 0).unwrap();
+    assert_eq!(next.index, 300, "with no slot free, the slab grows");
+}
+
+#[test]
+fn slots_pass_between_threads_without_loss_or_sharing() {
+    const PER_THREAD: usize = 2_000;
+    let slab = Arc::new(Slab::new());
+    // Two threads insert and hand ids over a channel; two others remove them.
+    let (tx, rx) = std::sync::mpsc::channel::<SlabId>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    let inserters: Vec<_> = (0..2u32)
+        .map(|t| {
+            let (slab, tx) = (slab.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for i in 0..PER_THREAD as u32 {
+                    let value = t << 16 | i;
+                    let id = slab.insert(|_| value).unwrap();
+                    assert_eq!(slab.get(id), Some(value), "a live entry was overwritten");
+                    tx.send(id).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let removers: Vec<_> = (0..2)
+        .map(|_| {
+            let (slab, rx) = (slab.clone(), rx.clone());
+            std::thread::spawn(move || loop {
+                let id = match rx.lock().unwrap().recv() {
+                    Ok(id) => id,
+                    Err(_) => return,
+                };
+                assert!(slab.remove(id), "an id was removed twice or lost its entry");
+            })
+        })
+        .collect();
+    for t in inserters.into_iter().chain(removers) {
+        t.join().unwrap();
+    }
+    assert!(slab.is_empty());
+    // Every slot handed out is free again: as many inserts as slots take them all, and only
+    // then does the slab grow.
+    let slots = slab.slots();
+    let ids: Vec<_> = (0..slots).map(|_| slab.insert(|_| 0).unwrap()).collect();
+    assert_eq!(slab.slots(), slots, "a freed slot was lost");
+    let mut indices: Vec<u32> = ids.iter().map(|id| id.index).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), slots, "a slot was handed out twice");
+}
