@@ -165,6 +165,7 @@ fn main() -> ExitCode {
         }
         let mut cells = Vec::new();
         for &i in &chosen {
+            settle();
             let mut b = Bench::new(w.ops(&sizes), opts.runs, opts.budget);
             let t = Instant::now();
             w.run(&*systems[i], &mut b, &sizes);
@@ -406,6 +407,41 @@ fn today() -> String {
 }
 
 /// The 1-minute load average (`/proc/loadavg`), or `?`.
+/// Waits (at most `SETTLE_MAX`) until the machine is idle: the CPUs at least 90% idle over a
+/// 100 ms window (`/proc/stat`). A cell that starts or tears down many threads (the crossbeam
+/// baseline spawns 100,000 OS threads) leaves the kernel busy for seconds after it, and the
+/// next cell, always the same system first (airssys-rt), would otherwise run in that noise.
+/// Without `/proc/stat` it returns at once.
+fn settle() {
+    const SETTLE_MAX: Duration = Duration::from_secs(20);
+    const WINDOW: Duration = Duration::from_millis(100);
+    let deadline = Instant::now() + SETTLE_MAX;
+    while Instant::now() < deadline {
+        let Some(before) = cpu_times() else { return };
+        std::thread::sleep(WINDOW);
+        let Some(after) = cpu_times() else { return };
+        let total = after.0.saturating_sub(before.0);
+        let idle = after.1.saturating_sub(before.1);
+        if total == 0 || idle * 10 >= total * 9 {
+            return;
+        }
+    }
+}
+
+/// `(all, idle)` jiffies of all CPUs so far (`/proc/stat`'s first line; idle includes iowait).
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    Some((fields.iter().sum(), idle))
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
