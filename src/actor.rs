@@ -1600,6 +1600,9 @@ impl<A: Actor> Cell<A> {
 }
 
 impl<A: Actor> RunCell for Cell<A> {
+    /// # Safety
+    ///
+    /// [`RunCell::run`]'s contract: the caller stands for this mailbox's token, set aside.
     unsafe fn run(&self, budget: usize) -> RunOutcome {
         // SAFETY: the caller set this mailbox's token aside and hands it to us (the contract).
         let token = unsafe { self.mailbox.reclaim_token() };

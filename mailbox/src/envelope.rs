@@ -365,6 +365,10 @@ unsafe impl Linked for Envelope {
         link
     }
 
+    /// # Safety
+    ///
+    /// [`Linked::from_link`]'s contract: `link` came from `into_link` and is taken back once.
+    /// The envelope then owns the message's references again; nothing unsafe is done here.
     #[inline]
     unsafe fn from_link(link: NonNull<Link>) -> Self {
         Self {
@@ -374,6 +378,10 @@ unsafe impl Linked for Envelope {
 
     const KEEPS_LINK: bool = true;
 
+    /// # Safety
+    ///
+    /// [`Linked::from_link_keeping_link`]'s contract: the queue keeps the link (and its
+    /// reference) until it calls [`release_link`](Linked::release_link).
     #[inline]
     unsafe fn from_link_keeping_link(link: NonNull<Link>) -> Self {
         // Nothing unsafe is done here: the caller's contract (the trait's) is what makes the
@@ -384,6 +392,9 @@ unsafe impl Linked for Envelope {
         }
     }
 
+    /// # Safety
+    ///
+    /// [`Linked::release_link`]'s contract: the link was kept by a queue and is released once.
     #[inline]
     unsafe fn release_link(link: NonNull<Link>) {
         // SAFETY: the link's reference, which the queue kept (the caller's contract).

@@ -344,6 +344,8 @@ unsafe impl Linked for Counted {
         link
     }
 
+    // Safety (all three): `Linked`'s contract; the counts below follow it (2 references per
+    // message, 1 when the queue keeps the link).
     unsafe fn from_link(link: NonNull<Link>) -> Self {
         Counted {
             node: link.cast(),
