@@ -377,6 +377,79 @@ fn thread_pool_local_work_does_not_starve_outside_schedules() {
     stop.store(true, Ordering::Relaxed);
 }
 
+/// A run that does not return until another actor has run (a handler blocked on a plain
+/// channel, which the pool is not told about, unlike a `Reply::wait`) does not keep that actor
+/// from running when it waits in the blocked worker's local queue. The pool leaves a short
+/// backlog to its owner (locality before balance), but an idle worker watches it and takes it
+/// once the owner has finished no run for a while.
+#[test]
+fn thread_pool_takes_tasks_queued_behind_a_run_that_does_not_return() {
+    use std::sync::mpsc;
+
+    struct Signal(mpsc::Sender<u64>);
+    impl Actor for Signal {}
+    impl Handler<u64> for Signal {
+        type Reply = ();
+        fn handle(&mut self, n: u64, _: &mut Ctx<Self>) {
+            if n > 0 {
+                let _ = self.0.send(n);
+            }
+        }
+    }
+    struct Blocker {
+        first: ActorRef<Signal>,
+        second: ActorRef<Signal>,
+        signals: mpsc::Receiver<u64>,
+    }
+    impl Actor for Blocker {}
+    struct Go;
+    impl Handler<Go> for Blocker {
+        type Reply = Result<u64, String>;
+        fn handle(&mut self, _: Go, _: &mut Ctx<Self>) -> Result<u64, String> {
+            // Both are idle: the first goes to this worker's LIFO slot, and the second moves
+            // it to the worker's local queue (the second stays in the slot, which only this
+            // worker runs, as in tokio).
+            self.first.tell(1).map_err(|e| e.to_string())?;
+            self.second.tell(2).map_err(|e| e.to_string())?;
+            // This run does not return until the first has run. (The second may run first if
+            // it was still ending its previous run elsewhere when told.)
+            loop {
+                match self.signals.recv_timeout(Duration::from_secs(20)) {
+                    Ok(1) => return Ok(1),
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("the queued actor did not run: {e}")),
+                }
+            }
+        }
+    }
+
+    let pool = airssys_rt::ThreadPool::new(2);
+    for round in 0..20 {
+        let (tx, rx) = mpsc::channel();
+        let first = pool.system().spawn(Signal(tx.clone())).unwrap();
+        let second = pool.system().spawn(Signal(tx)).unwrap();
+        // Both have started and are idle (parked) before the blocker runs.
+        for s in [&first, &second] {
+            assert_eq!(s.ask(0).wait(Duration::from_secs(10)), Ok(()));
+        }
+        // (Their runs end just after they reply; let them, so that the tells schedule them.)
+        std::thread::sleep(Duration::from_millis(2));
+        let blocker = pool
+            .system()
+            .spawn(Blocker {
+                first: first.clone(),
+                second,
+                signals: rx,
+            })
+            .unwrap();
+        assert_eq!(
+            blocker.ask(Go).wait(Duration::from_secs(30)),
+            Ok(Ok(1)),
+            "round {round}"
+        );
+    }
+}
+
 /// Counts what it is told; steps another driver when told to (a driver stepped from inside a
 /// run of another).
 struct Tally {

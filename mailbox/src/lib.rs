@@ -59,6 +59,6 @@ pub use idle_wakers::{IdleWaker, IdleWakers};
 pub use mailbox::{Gap, Mailbox, PushError, Received, Run, RunToken, CACHE_LINE, GAP_BYTES};
 pub use queue::{Linked, MpscQueue, Pop};
 pub use slab::{Slab, SlabId};
-pub use sleepers::Sleepers;
+pub use sleepers::{Sleepers, Slept};
 pub use state::SchedState;
 pub use writer::{ArenaWriter, FillError, WriteError};

@@ -31,13 +31,32 @@
 //! The queue itself is the caller's: `sleep_unless` takes the look at it as a closure (which
 //! must read what a push wrote with atomic loads, as crossbeam's `Injector::is_empty` does).
 //!
-//! The loom model is `tests/loom_sleepers.rs` (mutants `sleep_no_fence`, `notify_no_fence`,
-//! `searcher_no_wake` and `sleep_found_work_no_wake`). It found the last rule missing on one
+//! # Watching a busy worker's queue
+//!
+//! A pool may also give each worker a local queue that the others take from only when that pays
+//! (airssys-rt's `ThreadPool` leaves a short backlog to its owner, whose cache holds it). Then a
+//! task can sit in a queue that no idle worker may take from yet, behind a run that may not
+//! return soon (a long handler, a blocked one). Someone must look again later:
+//!
+//! * A worker about to sleep while another worker's queue holds tasks (`must_watch()`, looked at
+//!   after the same fence as `has_work()`) **watches** instead: it sleeps for at most the given
+//!   time ([`Slept::Watched`]), then looks again (and takes the tasks if their owner made no
+//!   progress meanwhile: the caller's rule).
+//! * A push that makes a local queue non-empty calls [`Sleepers::notify_queued`]: it wakes a
+//!   sleeper unless a worker searches or watches. Going to sleep without watching and such a
+//!   push are the same Dekker pair as above, so a queue never holds tasks while every other
+//!   worker sleeps without watching: either the sleeper's last look sees the task (and it
+//!   watches), or the push sees the sleeper (and wakes it).
+//!
+//! The loom models are in `tests/loom_sleepers.rs` (mutants `sleep_no_fence`, `notify_no_fence`,
+//! `searcher_no_wake` and `sleep_found_work_no_wake`; for watching, `queued_no_fence`,
+//! `queued_no_wake` and `sleep_no_watch`). The first found the last rule missing on one
 //! path: a searcher whose last look, on its way to sleep, finds work used to take it without
 //! waking anyone, so a second task queued meanwhile waited for that worker, for ever if its
 //! task blocked on the second (a handler waiting for another actor's reply).
 
 use core::fmt;
+use core::time::Duration;
 
 use crate::sync::{fence, AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 
@@ -48,6 +67,19 @@ struct SleepCount {
     sleepers: usize,
     /// Wake-ups sent and not yet taken by a sleeper.
     notified: usize,
+}
+
+/// How [`Sleepers::sleep_or_watch`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slept {
+    /// It did not sleep: its last look found work, or the pool is stopping.
+    FoundWork,
+    /// It slept, and a schedule (or the pool's stop) woke it.
+    Woken,
+    /// It watched another worker's queue, and the time ran out (or it was woken early): the
+    /// caller looks at that queue again, searching once more
+    /// ([`start_searching`](Sleepers::start_searching) first).
+    Watched,
 }
 
 /// The sleep and wake-up protocol of a pool's idle workers. See the [module docs](self).
@@ -84,6 +116,9 @@ pub struct Sleepers {
     idle: AtomicUsize,
     /// Workers looking for work: a schedule wakes nobody while one of them looks.
     searching: AtomicUsize,
+    /// Sleepers watching other workers' queues (asleep for a bounded time): a push onto an
+    /// empty local queue wakes nobody while one of them watches.
+    watching: AtomicUsize,
     ready: Condvar,
     stopping: AtomicBool,
 }
@@ -98,6 +133,7 @@ impl Sleepers {
             }),
             idle: AtomicUsize::new(0),
             searching: AtomicUsize::new(0),
+            watching: AtomicUsize::new(0),
             ready: Condvar::new(),
             stopping: AtomicBool::new(false),
         }
@@ -118,6 +154,24 @@ impl Sleepers {
             fence(Ordering::SeqCst);
         }
         if self.searching.load(Ordering::Relaxed) == 0 {
+            self.wake_one();
+        }
+    }
+
+    /// Call after a push that made a worker's local queue non-empty, when the push itself
+    /// need not wake anyone (the queue's owner will run the task unless its run does not
+    /// return): wakes a sleeper unless a worker searches or watches, so that somebody looks at
+    /// that queue again later (see the [module docs](self)).
+    #[inline]
+    pub fn notify_queued(&self) {
+        // Dekker with `sleep_or_watch`: the push, then the look at searchers and watchers.
+        if !crate::sync::mutant("queued_no_fence") {
+            fence(Ordering::SeqCst);
+        }
+        if self.searching.load(Ordering::Relaxed) == 0
+            && self.watching.load(Ordering::Relaxed) == 0
+            && !crate::sync::mutant("queued_no_wake")
+        {
             self.wake_one();
         }
     }
@@ -148,6 +202,19 @@ impl Sleepers {
     /// publishing this worker as a sleeper) or the pool is stopping. The caller is searching
     /// ([`start_searching`](Self::start_searching)); this call ends that.
     pub fn sleep_unless(&self, has_work: impl Fn() -> bool) {
+        self.sleep_or_watch(has_work, || false, Duration::ZERO);
+    }
+
+    /// [`sleep_unless`](Self::sleep_unless), except that if `must_watch()` (another worker's
+    /// local queue holds tasks; looked at after `has_work()`), the worker sleeps for at most
+    /// `watch_for` and then returns [`Slept::Watched`], so that it looks at that queue again.
+    /// Under loom a watch does not wait: it ends at once, which models every time-out.
+    pub fn sleep_or_watch(
+        &self,
+        has_work: impl Fn() -> bool,
+        must_watch: impl Fn() -> bool,
+        watch_for: Duration,
+    ) -> Slept {
         let mut sleep = self.lock();
         sleep.sleepers += 1;
         self.idle
@@ -156,23 +223,38 @@ impl Sleepers {
         // change after its fence wakes a sleeper. Release: pairs with the Acquire of a
         // searcher's `stop_searching_with_work`.
         let last_searcher = self.searching.fetch_sub(1, Ordering::Release) == 1;
-        // Dekker with `notify_pushed`: published as a sleeper, then the look at the queue.
+        // Dekker with `notify_pushed` and `notify_queued`: published as a sleeper (and not a
+        // searcher nor a watcher), then the look at the queues.
         if !crate::sync::mutant("sleep_no_fence") {
             fence(Ordering::SeqCst);
         }
         let found_work = has_work();
+        let mut slept = Slept::FoundWork;
         if !found_work && !self.stopping.load(Ordering::SeqCst) {
-            loop {
-                sleep = self
-                    .ready
-                    .wait(sleep)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !crate::sync::mutant("sleep_no_watch") && must_watch() {
+                self.watching.fetch_add(1, Ordering::Relaxed);
+                sleep = self.watch(sleep, watch_for);
+                self.watching.fetch_sub(1, Ordering::Relaxed);
+                slept = Slept::Watched;
                 if sleep.notified > 0 {
+                    // Woken meanwhile: take the wake-up (it was meant for a sleeper, and this
+                    // worker looks again now).
                     sleep.notified -= 1;
-                    break;
                 }
-                if self.stopping.load(Ordering::SeqCst) {
-                    break;
+            } else {
+                slept = Slept::Woken;
+                loop {
+                    sleep = self
+                        .ready
+                        .wait(sleep)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if sleep.notified > 0 {
+                        sleep.notified -= 1;
+                        break;
+                    }
+                    if self.stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
                 }
             }
         }
@@ -186,6 +268,34 @@ impl Sleepers {
             self.idle
                 .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
         }
+        slept
+    }
+
+    /// Waits on `ready` for at most `watch_for` (a spurious or early wake-up ends it too: the
+    /// caller looks again either way).
+    #[cfg(not(loom))]
+    fn watch<'a>(
+        &self,
+        sleep: MutexGuard<'a, SleepCount>,
+        watch_for: Duration,
+    ) -> MutexGuard<'a, SleepCount> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return sleep;
+        }
+        self.ready
+            .wait_timeout(sleep, watch_for)
+            .map_or_else(|e| e.into_inner().0, |(guard, _)| guard)
+    }
+
+    /// Under loom the watch ends at once: loom's `wait_timeout` never times out, and a time-out
+    /// may come at any point, which is what the model explores.
+    #[cfg(loom)]
+    fn watch<'a>(
+        &self,
+        sleep: MutexGuard<'a, SleepCount>,
+        _watch_for: Duration,
+    ) -> MutexGuard<'a, SleepCount> {
+        sleep
     }
 
     /// Wakes one sleeper that nobody is waking yet, if there is one.
@@ -236,6 +346,7 @@ impl fmt::Debug for Sleepers {
         f.debug_struct("Sleepers")
             .field("searching", &self.searching.load(Ordering::Relaxed))
             .field("idle", &self.idle.load(Ordering::Relaxed))
+            .field("watching", &self.watching.load(Ordering::Relaxed))
             .field("stopping", &self.is_stopping())
             .finish()
     }

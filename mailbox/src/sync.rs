@@ -173,7 +173,9 @@ pub(crate) mod ord {
 /// without linking them to its head), `sleep_no_fence` and
 /// `notify_no_fence` (one side of the pool's sleep handshake loses its fence),
 /// `searcher_no_wake` and `sleep_found_work_no_wake` (the last searcher to find work, while
-/// looking or in its last look before sleeping, wakes no sleeper).
+/// looking or in its last look before sleeping, wakes no sleeper), `queued_no_fence` and
+/// `queued_no_wake` (a push onto an empty local queue loses its fence, or wakes nobody), and
+/// `sleep_no_watch` (a worker that sees another's queued tasks sleeps without watching them).
 #[cfg(loom)]
 pub(crate) mod mutant {
     use std::sync::OnceLock;

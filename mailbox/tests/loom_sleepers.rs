@@ -15,7 +15,7 @@
 #[path = "common/loom_tasks.rs"]
 mod loom_tasks;
 
-use airssys_rt_mailbox::Sleepers;
+use airssys_rt_mailbox::{Sleepers, Slept};
 use loom_tasks::{run_model, Queue, Tasks};
 
 struct Pool {
@@ -76,3 +76,50 @@ fn a_schedule_racing_with_sleep_wakes_the_worker() {
 fn a_searcher_that_finds_work_wakes_a_sleeper_for_the_rest() {
     run_model::<Pool>(2, 2);
 }
+
+/// A worker whose run does not return, with a task in its local queue that the others may not
+/// take yet (`ThreadPool`'s locality rule): the owner pushes onto its empty local queue and
+/// calls `notify_queued`, then blocks for good (here: ends without taking the task). The
+/// other worker, whatever the interleaving, must end up watching that queue and, when its
+/// watch ends (under loom, at once), take the task; if it sleeps without watching, loom
+/// reports a deadlock.
+///
+/// Mutants that must fail here: `queued_no_fence` and `sleep_no_fence` (either side of the
+/// Dekker pair between the push and going to sleep loses its fence), `queued_no_wake` (the
+/// push wakes nobody), and `sleep_no_watch` (a worker that sees the queued task sleeps anyway).
+#[test]
+fn a_task_queued_behind_a_run_that_does_not_return_is_watched_and_taken() {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::sync::Arc;
+
+    loom::model(|| {
+        let sleepers = Arc::new(Sleepers::new());
+        let local = Arc::new(AtomicUsize::new(0));
+        let owner = {
+            let (sleepers, local) = (sleepers.clone(), local.clone());
+            loom::thread::spawn(move || {
+                // The push of a task displaced from the owner's slot onto its empty queue; the
+                // backlog is short, so the push only makes sure that someone watches.
+                local.store(1, Ordering::Release);
+                sleepers.notify_queued();
+                // ...and the owner's run never returns.
+            })
+        };
+        // The other worker: nothing in the shared queue; the owner's queue may be taken only
+        // once a watch of it ended with the owner still in its run.
+        loop {
+            sleepers.start_searching();
+            match sleepers.sleep_or_watch(|| false, || local.load(Ordering::Acquire) > 0, WATCH) {
+                Slept::Watched => {
+                    assert_eq!(local.swap(0, Ordering::AcqRel), 1, "watched an empty queue");
+                    break;
+                }
+                Slept::Woken | Slept::FoundWork => {}
+            }
+        }
+        owner.join().unwrap();
+    });
+}
+
+/// Any watch time: under loom a watch ends at once.
+const WATCH: std::time::Duration = std::time::Duration::from_micros(50);

@@ -31,6 +31,13 @@ pub(super) struct Owner {
     /// Called only with `driver`, while the worker that set this owner holds the driver's
     /// shared state alive.
     push_global: unsafe fn(*const (), Runnable),
+    /// Pushes a task that leaves the slot of the worker running on this thread to that
+    /// worker's own queue, if it has one ([`Driver::push_displaced`]).
+    ///
+    /// # Safety
+    ///
+    /// As for `push_global`.
+    push_displaced: unsafe fn(*const (), Runnable),
 }
 
 /// A driver whose workers have LIFO slots: it says where a task goes when it leaves a slot.
@@ -57,9 +64,17 @@ impl Owner {
             // SAFETY: by the contract, `driver` is the live `D` this owner was made from.
             unsafe { &*driver.cast::<D>() }.push_global(task);
         }
+        /// # Safety
+        ///
+        /// `driver` points to a live `D` (see [`Owner::push_displaced`]).
+        unsafe fn push_displaced<D: Driver>(driver: *const (), task: Runnable) {
+            // SAFETY: by the contract, `driver` is the live `D` this owner was made from.
+            unsafe { &*driver.cast::<D>() }.push_displaced(task);
+        }
         Owner {
             driver: Arc::as_ptr(driver).cast(),
             push_global: push_global::<D>,
+            push_displaced: push_displaced::<D>,
         }
     }
 }
@@ -109,9 +124,9 @@ pub(super) fn leave(outer: Option<(Owner, Option<Runnable>)>) -> Option<Runnable
 }
 
 /// The task in the current worker's slot, if it may run next: `streak` counts the slot's tasks
-/// run in a row. After [`LIFO_LIMIT`] of them, if `others_wait()` (the shared queue has
-/// tasks), the streak ends (`None`) and a task left in the slot waits its turn in the shared
-/// queue; with nobody waiting, the streak starts over and the slot's task runs on here (so a
+/// run in a row. After [`LIFO_LIMIT`] of them, if `others_wait()` (the worker's queues have
+/// tasks), the streak ends (`None`) and a task left in the slot waits its turn behind them (in
+/// the worker's own queue if it has one, [`Driver::push_displaced`]); with nobody waiting, the streak starts over and the slot's task runs on here (so a
 /// chain of hops, a ring's token say, does not hop to another worker's cache every
 /// [`LIFO_LIMIT`] runs for nothing). An empty slot ends the streak too.
 pub(super) fn take_in_turn(
@@ -120,7 +135,7 @@ pub(super) fn take_in_turn(
 ) -> Option<Runnable> {
     if *streak >= LIFO_LIMIT {
         if others_wait() {
-            flush();
+            requeue();
             *streak = 0;
             return None;
         }
@@ -143,17 +158,30 @@ fn offer(driver: *const (), task: Runnable) -> Offered {
     })
 }
 
+/// Ends the slot's turn: its task, if any, goes behind the worker's other tasks (its own queue,
+/// if the driver gives workers one).
+fn requeue() {
+    if let Some((owner, task)) = take_slot() {
+        // SAFETY: as in `flush`.
+        unsafe { (owner.push_displaced)(owner.driver, task) };
+    }
+}
+
+/// The task in the slot of the worker running on this thread, with that worker's owner.
+fn take_slot() -> Option<(Owner, Runnable)> {
+    SLOT.with(|slot| {
+        slot.borrow_mut()
+            .as_mut()
+            .and_then(|(owner, task)| task.take().map(|task| (*owner, task)))
+    })
+}
+
 /// Before the current thread blocks inside an actor run (a handler waiting for a reply): the
 /// task in this worker's slot, if any, goes to its driver's shared queue, where other workers
 /// can take it. Left in the slot, only this (blocked) worker could run it: a reply it must give
 /// would never come.
 pub(crate) fn flush() {
-    let left = SLOT.with(|slot| {
-        slot.borrow_mut()
-            .as_mut()
-            .and_then(|(owner, task)| task.take().map(|task| (*owner, task)))
-    });
-    if let Some((owner, task)) = left {
+    if let Some((owner, task)) = take_slot() {
         // SAFETY: the owner was set by the worker running on this thread (`enter`), which
         // keeps its driver alive until `leave`; we are inside that span.
         unsafe { (owner.push_global)(owner.driver, task) };

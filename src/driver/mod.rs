@@ -19,5 +19,6 @@ pub use pool::ThreadPool;
 /// Called before the current thread blocks inside an actor run: schedules held back for this
 /// thread's worker go where other workers can take them.
 pub(crate) fn before_blocking() {
+    pool::before_blocking();
     lifo::flush();
 }

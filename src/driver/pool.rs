@@ -8,35 +8,76 @@
 //!   LIFO-slot idea, `driver/lifo.rs`). The slot is used at most 16 times in a row while other
 //!   tasks wait, so that they are not starved.
 //! * What the slot displaces goes to the worker's **local queue**: a push and a pop there are
-//!   the worker's own (no contended line), and idle workers steal half of it.
+//!   the worker's own (no contended line), and idle workers may steal half of it (below).
 //! * A schedule from outside the pool's workers goes to the **shared queue**. A worker takes
 //!   from it when its local queue is empty (a batch at once), and first, every
 //!   [`GLOBAL_INTERVAL`] tasks, so that it is never starved by local work.
 //!
+//! **Locality before balance.** Tasks in the shared queue are anybody's. A worker takes from
+//! another worker's local queue only when that pays:
+//!
+//! * the owner's runs are coarse: its recent mean run time is [`COARSE_RUN`] or more, so a run
+//!   costs more than moving it (a producer feeding a consumer in batches runs on two cores);
+//! * or its backlog is long: its length times that mean is [`MIGRATION_COST`] or more;
+//! * or the owner is blocked inside a run (a handler waiting on a [`Reply`](crate::Reply));
+//! * or the owner has finished no run for [`WATCH`] (a long handler, or one blocked on
+//!   something the pool is not told about).
+//!
+//! A short backlog of fine-grained runs stays where its actors' cells and letters are in
+//! cache: moving it would cost the thief's wake-up and a transfer between cores for each line
+//! it touches, for work its owner is about to do. (Linux's scheduler has the same rule: a task
+//! that ran within `sched_migration_cost` is cache-hot and is not moved for balance.) A message
+//! storm among actors that each run for a few hundred nanoseconds (chameneos' mall and its
+//! clients) so stays on one core instead of moving its lines between two on every message:
+//! on the comparison harness, that halved chameneos' time per meeting.
+//!
 //! A worker with nothing to do looks again for a little while ([`SPINS`] yields), then sleeps
-//! on a condition variable. While it looks it counts as *searching*, and a schedule wakes no
-//! one while some worker searches (it will find the task); otherwise a schedule wakes a
-//! sleeper only if one is asleep and not already being woken, so a burst of schedules costs
-//! one wake-up. A searcher that finds work and was the last one searching wakes a sleeper for
-//! the rest (tokio's rule). No task is left in the queue with every worker asleep: the
-//! protocol, its argument and its loom model are the mailbox crate's
+//! on a condition variable. If another worker's queue holds tasks it may not take yet, it
+//! **watches** instead: it sleeps for at most [`WATCH`] and looks again, so a task queued
+//! behind a run that does not return is taken within about twice that. While it looks it
+//! counts as *searching*, and a schedule wakes no one while some worker searches (it will find
+//! the task); otherwise a schedule wakes a sleeper only if one is asleep and not already being
+//! woken, so a burst of schedules costs one wake-up. A push onto an empty local queue that no
+//! one may take yet wakes a sleeper only if nobody searches or watches (so that somebody
+//! watches). A searcher that finds work and was the last one searching wakes a sleeper for the
+//! rest (tokio's rule). No task is left in a queue with every other worker asleep and not
+//! watching: the protocol, its argument and its loom models are the mailbox crate's
 //! [`Sleepers`](crate::mailbox::Sleepers).
-
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 
 use std::cell::Cell;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Stealer, Worker};
+use crossbeam_utils::CachePadded;
 
 use super::lifo;
 use crate::actor::{Runnable, Schedule, System};
 use crate::mailbox::chunk::ReleaseBatch;
-use crate::mailbox::Sleepers;
+use crate::mailbox::{Sleepers, Slept};
 
 /// How many times an idle worker yields and looks for work again before it sleeps.
 const SPINS: u32 = 64;
+
+/// A backlog that its owner works through faster than this stays with it: moving it to another
+/// worker (that worker's wake-up, and a cache miss for each line of the moved actors and their
+/// letters) would cost about as much as it saves.
+const MIGRATION_COST: Duration = Duration::from_micros(50);
+
+/// Runs this long or longer are worth moving one at a time: a run costs more than the cache
+/// misses of moving it (some tens of lines, each a transfer between cores), so an idle worker
+/// that takes it gains. (A producer feeding a consumer in batches runs on two cores so.)
+const COARSE_RUN: Duration = Duration::from_micros(1);
+
+/// How long an idle worker sleeps before it looks again at a queue it could not take from yet;
+/// a worker that finished no run for this long while tasks wait in its queue gives them up.
+const WATCH: Duration = Duration::from_micros(50);
+
+/// A worker measures its mean run time over this many runs.
+const SAMPLE_RUNS: u32 = 64;
 
 /// A worker looks at the shared queue before its own local queue once every this many tasks
 /// (tokio's default), so that schedules from outside the pool are not starved by local work.
@@ -47,16 +88,117 @@ struct Shared {
     tasks: Injector<Runnable>,
     /// The workers' local queues, for stealing.
     stealers: Vec<Stealer<Runnable>>,
+    /// What each worker publishes about its progress, for the others' stealing decisions.
+    loads: Vec<CachePadded<Load>>,
     /// Searching and sleeping workers (the protocol and its loom model live in the mailbox
     /// crate).
     sleepers: Sleepers,
 }
 
+/// What a worker publishes about itself (each on its own cache line). Hints only: a stale
+/// value makes a steal come early or late, never lose a task (`Sleepers` sees to that).
+#[derive(Default)]
+struct Load {
+    /// Runs the worker finished (stored by it alone).
+    runs: AtomicU64,
+    /// Its recent mean run time, in nanoseconds (0 until measured).
+    run_ns: AtomicU64,
+    /// Set while it blocks inside a run (see [`before_blocking`]), cleared when the run ends.
+    blocked: AtomicBool,
+}
+
+/// What a worker last saw of another's progress: its run count, and since when.
+#[derive(Clone, Copy)]
+struct Seen {
+    runs: u64,
+    since: Option<Instant>,
+}
+
+impl Seen {
+    const NOTHING: Seen = Seen {
+        runs: 0,
+        since: None,
+    };
+}
+
+/// The owner measures its runs: it counts them (published for the stuck rule) and their mean
+/// length over [`SAMPLE_RUNS`] (published for the backlog estimate). A sample during which the
+/// worker went idle is not published (idle time is not run time), and the clock is read only
+/// at sample boundaries, not per idle spell (a worker that idles between messages would pay
+/// for it on every one).
+struct RunMeter {
+    runs: u64,
+    in_sample: u32,
+    sample_start: Instant,
+    went_idle: bool,
+}
+
+impl RunMeter {
+    fn new() -> Self {
+        Self {
+            runs: 0,
+            in_sample: 0,
+            sample_start: Instant::now(),
+            went_idle: false,
+        }
+    }
+
+    /// After each run.
+    #[inline]
+    fn ran(&mut self, load: &Load) {
+        self.runs += 1;
+        load.runs.store(self.runs, Relaxed);
+        if load.blocked.load(Relaxed) {
+            load.blocked.store(false, Relaxed);
+        }
+        self.in_sample += 1;
+        if self.in_sample == SAMPLE_RUNS {
+            let now = Instant::now();
+            if !self.went_idle {
+                let ns = now.duration_since(self.sample_start).as_nanos() / u128::from(SAMPLE_RUNS);
+                load.run_ns
+                    .store(u64::try_from(ns).unwrap_or(u64::MAX), Relaxed);
+            }
+            self.sample_start = now;
+            self.in_sample = 0;
+            self.went_idle = false;
+        }
+    }
+
+    /// After an idle spell: the current sample is not published.
+    fn went_idle(&mut self) {
+        self.went_idle = true;
+    }
+}
+
+/// Whether `queued` tasks of `run_ns` each are worth moving to another worker.
+fn worth_moving(queued: usize, run_ns: u64) -> bool {
+    run_ns >= COARSE_RUN.as_nanos() as u64
+        || (queued as u64).saturating_mul(run_ns) >= MIGRATION_COST.as_nanos() as u64
+}
+
 thread_local! {
-    /// The pool and the local queue of the pool worker running on this thread (null
-    /// elsewhere). Set by `worker` for its whole life, to a queue on its own stack.
-    static LOCAL: Cell<(*const Shared, *const Worker<Runnable>)> =
-        const { Cell::new((ptr::null(), ptr::null())) };
+    /// The pool, the local queue and the index of the pool worker running on this thread
+    /// (null elsewhere). Set by `worker` for its whole life, to a queue on its own stack.
+    static LOCAL: Cell<(*const Shared, *const Worker<Runnable>, usize)> =
+        const { Cell::new((ptr::null(), ptr::null(), 0)) };
+}
+
+/// Before the current thread blocks inside a run: if it is a pool worker, its local queue is
+/// anybody's until the run ends, and a sleeper is woken to take it.
+pub(super) fn before_blocking() {
+    let (pool, local, me) = LOCAL.with(Cell::get);
+    if pool.is_null() || local.is_null() {
+        return;
+    }
+    // SAFETY: `LOCAL` names a pool and a queue only while a worker of that pool runs on this
+    // thread, and the worker keeps both alive for that whole time (see `worker`); `Worker` is
+    // used from its own thread only (this one).
+    let (pool, local) = unsafe { (&*pool, &*local) };
+    pool.loads[me].blocked.store(true, Relaxed);
+    if !local.is_empty() {
+        pool.sleepers.notify_pushed();
+    }
 }
 
 impl Shared {
@@ -64,17 +206,65 @@ impl Shared {
         lifo::steal(&self.tasks)
     }
 
-    /// Whether any queue a worker could take from has a task: the shared queue or a local one.
-    /// (Atomic loads only, as `Sleepers::sleep_unless` requires.)
-    fn has_work(&self) -> bool {
-        !self.tasks.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    /// The other workers' indices, from `me`'s neighbour on.
+    fn others(&self, me: usize) -> impl Iterator<Item = usize> {
+        let n = self.stealers.len();
+        (1..n).map(move |k| (me + k) % n)
+    }
+
+    /// Whether a worker may take from worker `v`'s queue now (see the module docs): it holds
+    /// tasks, and its owner is blocked, or they would take it [`MIGRATION_COST`] or more, or it
+    /// has finished no run for [`WATCH`] (as `seen`, this worker's memory of it, tells).
+    /// (Atomic loads only, as `Sleepers::sleep_or_watch` requires of its looks.)
+    fn may_steal(&self, v: usize, seen: &Cell<Seen>) -> bool {
+        let queued = self.stealers[v].len();
+        if queued == 0 {
+            seen.set(Seen::NOTHING);
+            return false;
+        }
+        let load = &self.loads[v];
+        if load.blocked.load(Relaxed) || worth_moving(queued, load.run_ns.load(Relaxed)) {
+            return true;
+        }
+        let runs = load.runs.load(Relaxed);
+        let now = Instant::now();
+        match seen.get() {
+            Seen {
+                runs: r,
+                since: Some(since),
+            } if r == runs => now.duration_since(since) >= WATCH,
+            _ => {
+                seen.set(Seen {
+                    runs,
+                    since: Some(now),
+                });
+                false
+            }
+        }
+    }
+
+    /// Whether worker `me` has anything to take: the shared queue, or a queue it may steal
+    /// from.
+    fn has_work(&self, me: usize, seen: &[Cell<Seen>]) -> bool {
+        !self.tasks.is_empty() || self.others(me).any(|v| self.may_steal(v, &seen[v]))
+    }
+
+    /// Whether another worker's queue holds tasks (that `me` may not take yet).
+    fn queued_elsewhere(&self, me: usize) -> bool {
+        self.others(me).any(|v| !self.stealers[v].is_empty())
     }
 
     /// The next task for worker `me` (whose LIFO slot is empty or out of turn): its local
-    /// queue, then the shared queue (a batch moves to the local queue), then the other workers'
-    /// local queues (half of one moves). Every [`GLOBAL_INTERVAL`] ticks the shared queue comes
-    /// first.
-    fn next_task(&self, local: &Worker<Runnable>, me: usize, tick: u32) -> Option<Runnable> {
+    /// queue, then the shared queue (a batch moves to the local queue), then another worker's
+    /// local queue if [`may_steal`](Self::may_steal) (half of it moves). Every
+    /// [`GLOBAL_INTERVAL`] ticks the shared queue comes first.
+    fn next_task(
+        &self,
+        local: &Worker<Runnable>,
+        me: usize,
+        tick: u32,
+        seen: &[Cell<Seen>],
+    ) -> Option<Runnable> {
         if tick.is_multiple_of(GLOBAL_INTERVAL) {
             if let Some(task) = self.pop_global() {
                 return Some(task);
@@ -86,8 +276,36 @@ impl Shared {
         if let Some(task) = lifo::retry(|| self.tasks.steal_batch_and_pop(local)) {
             return Some(task);
         }
-        let n = self.stealers.len();
-        (1..n).find_map(|k| lifo::retry(|| self.stealers[(me + k) % n].steal_batch_and_pop(local)))
+        self.others(me)
+            .filter(|&v| self.may_steal(v, &seen[v]))
+            .find_map(|v| lifo::retry(|| self.stealers[v].steal_batch_and_pop(local)))
+    }
+
+    /// Worker `me` found nothing to do: it looks again for a little while (counted as
+    /// searching, so that schedules meanwhile wake nobody), then sleeps, or watches the queues
+    /// it may not take from yet (and looks at them again each time the watch ends).
+    fn idle(&self, me: usize, seen: &[Cell<Seen>]) {
+        let has_work = || self.has_work(me, seen);
+        self.sleepers.start_searching();
+        for _ in 0..SPINS {
+            if has_work() || self.sleepers.is_stopping() {
+                break;
+            }
+            thread::yield_now();
+        }
+        loop {
+            if has_work() {
+                self.sleepers.stop_searching_with_work();
+                return;
+            }
+            match self
+                .sleepers
+                .sleep_or_watch(has_work, || self.queued_elsewhere(me), WATCH)
+            {
+                Slept::Watched => self.sleepers.start_searching(),
+                Slept::FoundWork | Slept::Woken => return,
+            }
+        }
     }
 }
 
@@ -98,25 +316,33 @@ impl lifo::Driver for Shared {
     }
 
     fn push_displaced(&self, task: Runnable) {
-        let (pool, local) = LOCAL.with(Cell::get);
+        let (pool, local, me) = LOCAL.with(Cell::get);
         if !ptr::eq(pool, self) || local.is_null() {
             return self.push_global(task);
         }
         // SAFETY: `LOCAL` names this pool and a queue only while a worker of this pool runs on
         // this thread, and that worker's queue lives on its stack for that whole time; `Worker`
         // is used from its own thread only (this one).
-        unsafe { &*local }.push(task);
-        // Others may steal it: wake one if nobody is searching (as for the shared queue).
-        self.sleepers.notify_pushed();
+        let local = unsafe { &*local };
+        let was_empty = local.is_empty();
+        local.push(task);
+        if worth_moving(local.len(), self.loads[me].run_ns.load(Relaxed)) {
+            // Others may take it now: wake one if nobody is searching (as for the shared
+            // queue).
+            self.sleepers.notify_pushed();
+        } else if was_empty {
+            // Ours to run, unless this run does not return: make sure somebody watches.
+            self.sleepers.notify_queued();
+        }
     }
 }
 
 /// Sets `LOCAL` for a worker's life, and puts back what was there.
-struct LocalGuard((*const Shared, *const Worker<Runnable>));
+struct LocalGuard((*const Shared, *const Worker<Runnable>, usize));
 
 impl LocalGuard {
-    fn set(shared: &Shared, local: &Worker<Runnable>) -> Self {
-        LocalGuard(LOCAL.with(|l| l.replace((shared, local))))
+    fn set(shared: &Shared, local: &Worker<Runnable>, me: usize) -> Self {
+        LocalGuard(LOCAL.with(|l| l.replace((shared, local, me))))
     }
 }
 
@@ -139,6 +365,13 @@ impl Schedule for Scheduler {
 /// Runs actors on a fixed set of threads. Idle workers look for work briefly, then sleep on a
 /// condition variable. Dropping the pool stops its workers; actors still scheduled do not run
 /// again.
+///
+/// Work stays on the worker that made it unless moving it pays: an idle worker takes another's
+/// queued actors when their runs are long (a microsecond or more each), when there are enough
+/// of them to keep it busy for 50 µs, or when their worker is blocked or has been inside one
+/// run for 50 µs. Fine-grained message exchanges so keep their data in one core's cache; a
+/// handler that blocks or runs long does not hold up the actors queued behind it for longer
+/// than about 100 µs. (The module docs of `driver/pool.rs` give the rule and its reasons.)
 ///
 /// ```
 /// use std::time::Duration;
@@ -169,6 +402,7 @@ impl ThreadPool {
         let shared = Arc::new(Shared {
             tasks: Injector::new(),
             stealers: locals.iter().map(Worker::stealer).collect(),
+            loads: locals.iter().map(|_| CachePadded::default()).collect(),
             sleepers: Sleepers::new(),
         });
         let system = System::new(Scheduler(shared.clone()));
@@ -225,11 +459,18 @@ fn worker(shared: &Arc<Shared>, system: &System, local: &Worker<Runnable>, me: u
     // The worker keeps `shared` alive until `leave`, at the end of this function, and `local`
     // until it returns (tasks left in it are dropped with it, by the caller).
     let outer = lifo::enter(lifo::Owner::of(shared));
-    let local_guard = LocalGuard::set(shared, local);
+    let local_guard = LocalGuard::set(shared, local, me);
     // Letters' chunk releases are coalesced across the runs of a busy streak, not only within
     // one run (a ping-pong's letters come from one chunk: one `fetch_sub` for many hops). At
     // most two chunks are held back, and they are given back before the worker goes looking.
     let _batch = ReleaseBatch::begin();
+    let load = &shared.loads[me];
+    let mut meter = RunMeter::new();
+    let seen: Vec<Cell<Seen>> = shared
+        .stealers
+        .iter()
+        .map(|_| Cell::new(Seen::NOTHING))
+        .collect();
     let mut lifo_streak = 0;
     let mut tick: u32 = 0;
     loop {
@@ -239,31 +480,18 @@ fn worker(shared: &Arc<Shared>, system: &System, local: &Worker<Runnable>, me: u
         let others_wait = || !local.is_empty() || !shared.tasks.is_empty();
         if let Some(task) = lifo::take_in_turn(&mut lifo_streak, others_wait) {
             task.run(system.budget());
+            meter.ran(load);
             continue;
         }
         tick = tick.wrapping_add(1);
-        let task = match shared.next_task(local, me, tick) {
-            Some(task) => task,
-            None => {
-                // Nothing now: look again for a little while (counted as searching, so that
-                // schedules meanwhile wake nobody), then sleep.
-                ReleaseBatch::flush();
-                shared.sleepers.start_searching();
-                for _ in 0..SPINS {
-                    if shared.has_work() || shared.sleepers.is_stopping() {
-                        break;
-                    }
-                    thread::yield_now();
-                }
-                if !shared.has_work() {
-                    shared.sleepers.sleep_unless(|| shared.has_work());
-                } else {
-                    shared.sleepers.stop_searching_with_work();
-                }
-                continue;
-            }
+        let Some(task) = shared.next_task(local, me, tick, &seen) else {
+            ReleaseBatch::flush();
+            shared.idle(me, &seen);
+            meter.went_idle();
+            continue;
         };
         task.run(system.budget());
+        meter.ran(load);
     }
     drop(local_guard);
     // Drop a task left in the slot (it holds its actor).
