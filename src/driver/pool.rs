@@ -33,8 +33,10 @@
 //!
 //! A worker with nothing to do looks again for a little while ([`SPINS`] yields), then sleeps
 //! on a condition variable. If another worker's queue holds tasks it may not take yet, it
-//! **watches** instead: it sleeps for at most [`WATCH`] and looks again, so a task queued
-//! behind a run that does not return is taken within about twice that. While it looks it
+//! **watches** instead: it sleeps for at most [`WATCH`] and looks again (each further watch in
+//! a row twice as long, up to [`WATCH_MAX`]), so a task queued behind a run that does not
+//! return is taken within about two milliseconds at worst, and within about 100 µs if the
+//! watcher has just started watching. While it looks it
 //! counts as *searching*, and a schedule wakes no one while some worker searches (it will find
 //! the task); otherwise a schedule wakes a sleeper only if one is asleep and not already being
 //! woken, so a burst of schedules costs one wake-up. A push onto an empty local queue that no
@@ -72,9 +74,15 @@ const MIGRATION_COST: Duration = Duration::from_micros(50);
 /// that takes it gains. (A producer feeding a consumer in batches runs on two cores so.)
 const COARSE_RUN: Duration = Duration::from_micros(1);
 
-/// How long an idle worker sleeps before it looks again at a queue it could not take from yet;
-/// a worker that finished no run for this long while tasks wait in its queue gives them up.
+/// How long an idle worker first sleeps before it looks again at a queue it could not take
+/// from yet; a worker that finished no run for this long while tasks wait in its queue gives
+/// them up.
 const WATCH: Duration = Duration::from_micros(50);
+
+/// Each further watch in a row lasts twice as long as the last, up to this: a worker watching
+/// a busy one that keeps making progress costs a wake-up per millisecond, not one per
+/// [`WATCH`].
+const WATCH_MAX: Duration = Duration::from_millis(1);
 
 /// A worker measures its mean run time over this many runs.
 const SAMPLE_RUNS: u32 = 64;
@@ -286,6 +294,7 @@ impl Shared {
     /// it may not take from yet (and looks at them again each time the watch ends).
     fn idle(&self, me: usize, seen: &[Cell<Seen>]) {
         let has_work = || self.has_work(me, seen);
+        let mut watch = WATCH;
         self.sleepers.start_searching();
         for _ in 0..SPINS {
             if has_work() || self.sleepers.is_stopping() {
@@ -300,9 +309,12 @@ impl Shared {
             }
             match self
                 .sleepers
-                .sleep_or_watch(has_work, || self.queued_elsewhere(me), WATCH)
+                .sleep_or_watch(has_work, || self.queued_elsewhere(me), watch)
             {
-                Slept::Watched => self.sleepers.start_searching(),
+                Slept::Watched => {
+                    watch = (watch * 2).min(WATCH_MAX);
+                    self.sleepers.start_searching();
+                }
                 Slept::FoundWork | Slept::Woken => return,
             }
         }
@@ -369,9 +381,10 @@ impl Schedule for Scheduler {
 /// Work stays on the worker that made it unless moving it pays: an idle worker takes another's
 /// queued actors when their runs are long (a microsecond or more each), when there are enough
 /// of them to keep it busy for 50 µs, or when their worker is blocked or has been inside one
-/// run for 50 µs. Fine-grained message exchanges so keep their data in one core's cache; a
-/// handler that blocks or runs long does not hold up the actors queued behind it for longer
-/// than about 100 µs. (The module docs of `driver/pool.rs` give the rule and its reasons.)
+/// run for 50 µs (as an idle worker that watches it sees, waking every 50 µs to 1 ms).
+/// Fine-grained message exchanges so keep their data in one core's cache; a handler that runs
+/// long does not hold up the actors queued behind it for more than a millisecond or two, and
+/// one that blocks on a [`Reply`](crate::Reply) not at all. (The module docs of `driver/pool.rs` give the rule and its reasons.)
 ///
 /// ```
 /// use std::time::Duration;
