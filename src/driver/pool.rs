@@ -48,7 +48,7 @@
 
 use std::cell::Cell;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -111,8 +111,17 @@ struct Load {
     runs: AtomicU64,
     /// Its recent mean run time, in nanoseconds (0 until measured).
     run_ns: AtomicU64,
-    /// Set while it blocks inside a run (see [`before_blocking`]), cleared when the run ends.
-    blocked: AtomicBool,
+    /// `runs + 1` as it was when the worker blocked inside a run (see [`before_blocking`]):
+    /// while `runs` has not moved past it, that run is still blocked. (No store to clear it at
+    /// the end of every run.)
+    blocked_in: AtomicU64,
+}
+
+impl Load {
+    /// Whether the worker is blocked inside its current run.
+    fn is_blocked(&self) -> bool {
+        self.blocked_in.load(Relaxed) == self.runs.load(Relaxed) + 1
+    }
 }
 
 /// What a worker last saw of another's progress: its run count, and since when.
@@ -133,10 +142,10 @@ impl Seen {
 /// length over [`SAMPLE_RUNS`] (published for the backlog estimate). A sample during which the
 /// worker went idle is not published (idle time is not run time), and the clock is read only
 /// at sample boundaries, not per idle spell (a worker that idles between messages would pay
-/// for it on every one).
+/// for it on every one). Per run this is an increment, a store and a test: a same-thread hop
+/// is a few hundred instructions, and every one counts.
 struct RunMeter {
     runs: u64,
-    in_sample: u32,
     sample_start: Instant,
     went_idle: bool,
 }
@@ -145,7 +154,6 @@ impl RunMeter {
     fn new() -> Self {
         Self {
             runs: 0,
-            in_sample: 0,
             sample_start: Instant::now(),
             went_idle: false,
         }
@@ -156,21 +164,23 @@ impl RunMeter {
     fn ran(&mut self, load: &Load) {
         self.runs += 1;
         load.runs.store(self.runs, Relaxed);
-        if load.blocked.load(Relaxed) {
-            load.blocked.store(false, Relaxed);
+        if self.runs.is_multiple_of(u64::from(SAMPLE_RUNS)) {
+            self.sample(load);
         }
-        self.in_sample += 1;
-        if self.in_sample == SAMPLE_RUNS {
-            let now = Instant::now();
-            if !self.went_idle {
-                let ns = now.duration_since(self.sample_start).as_nanos() / u128::from(SAMPLE_RUNS);
-                load.run_ns
-                    .store(u64::try_from(ns).unwrap_or(u64::MAX), Relaxed);
-            }
-            self.sample_start = now;
-            self.in_sample = 0;
-            self.went_idle = false;
+    }
+
+    /// At the end of a sample: publishes its mean run time unless the worker went idle during
+    /// it, and starts the next.
+    #[cold]
+    fn sample(&mut self, load: &Load) {
+        let now = Instant::now();
+        if !self.went_idle {
+            let ns = now.duration_since(self.sample_start).as_nanos() / u128::from(SAMPLE_RUNS);
+            load.run_ns
+                .store(u64::try_from(ns).unwrap_or(u64::MAX), Relaxed);
         }
+        self.sample_start = now;
+        self.went_idle = false;
     }
 
     /// After an idle spell: the current sample is not published.
@@ -203,7 +213,9 @@ pub(super) fn before_blocking() {
     // thread, and the worker keeps both alive for that whole time (see `worker`); `Worker` is
     // used from its own thread only (this one).
     let (pool, local) = unsafe { (&*pool, &*local) };
-    pool.loads[me].blocked.store(true, Relaxed);
+    let load = &pool.loads[me];
+    // Only this worker stores `runs`, and it is inside a run: `runs + 1` names this run.
+    load.blocked_in.store(load.runs.load(Relaxed) + 1, Relaxed);
     if !local.is_empty() {
         pool.sleepers.notify_pushed();
     }
@@ -231,7 +243,7 @@ impl Shared {
             return false;
         }
         let load = &self.loads[v];
-        if load.blocked.load(Relaxed) || worth_moving(queued, load.run_ns.load(Relaxed)) {
+        if load.is_blocked() || worth_moving(queued, load.run_ns.load(Relaxed)) {
             return true;
         }
         let runs = load.runs.load(Relaxed);
