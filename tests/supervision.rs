@@ -198,6 +198,46 @@ fn a_restart_storm_ends_the_supervisor_with_shutdown() {
     );
 }
 
+/// OTP counts restart times in whole seconds (`erlang:monotonic_time(1)`): a restart is in
+/// the window if its second is at least the current second minus the period. With intensity 3
+/// and a period of 1 s, crashes 0.4 s apart are a storm (the fourth restart, at 1.2 s, still
+/// sees the one at 0.0 s), although no four of them fall within one second of each other;
+/// crashes 0.9 s apart are not (at 2.7 s the window holds seconds 1 and 2 only).
+#[test]
+fn restart_intensity_counts_whole_seconds_as_otp_does() {
+    fn crashes_every(gap: Duration, crashes: u32) -> Option<ExitReason> {
+        let d = ManualDriver::new(5);
+        let sup = start(
+            &d,
+            SupervisorSpec::new(Strategy::OneForOne)
+                .intensity(3, Duration::from_secs(1))
+                .child(worker("w")),
+        )
+        .unwrap();
+        let exit = sup.pid().exit_reason();
+        for i in 0..crashes {
+            if i > 0 {
+                d.advance(gap);
+            }
+            let Some(pid) = child_pid(&d, &sup, "w") else {
+                break;
+            };
+            pid.downcast::<Worker>().unwrap().tell(Panic).unwrap();
+            d.run_until_quiescent(100);
+        }
+        exit.try_take().map(Result::unwrap)
+    }
+    // Restarts at 0.0, 0.4, 0.8 and 1.2 s: four in seconds 0 and 1.
+    assert_eq!(
+        crashes_every(Duration::from_millis(400), 4),
+        Some(ExitReason::Shutdown)
+    );
+    // Three restarts at 0.0, 0.4 and 0.8 s: at the limit, not over it.
+    assert_eq!(crashes_every(Duration::from_millis(400), 3), None);
+    // Restarts at 0.0, 0.9, 1.8, 2.7 and 3.6 s: never more than three in two adjacent seconds.
+    assert_eq!(crashes_every(Duration::from_millis(900), 5), None);
+}
+
 #[test]
 fn on_a_thread_pool_a_child_that_ignores_shutdown_is_killed_after_its_timeout() {
     let pool = ThreadPool::new(2);

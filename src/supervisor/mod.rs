@@ -9,7 +9,9 @@
 //!   `normal` included; a transient one only after an abnormal exit; a temporary one never
 //!   (its spec is dropped);
 //! * intensity: more than `intensity` restarts within `period` (a sliding, inclusive window
-//!   on the system clock, so virtual time under a [`ManualDriver`](crate::ManualDriver)) makes
+//!   on the system clock, so virtual time under a [`ManualDriver`](crate::ManualDriver), in
+//!   whole seconds as OTP counts them: a restart belongs to the window if its second is at
+//!   least the current second minus the period) makes
 //!   the supervisor shut its children down in reverse start order and exit with `shutdown`,
 //!   which its parent sees as a child exit. A failed restart is retried after the messages
 //!   already queued, and each retry counts;
@@ -603,10 +605,24 @@ impl Supervisor {
     }
 
     /// Counts a restart at `now`; `false` if that makes too many within the period.
+    ///
+    /// As OTP's `add_restart/3`: restart times are whole seconds of the clock
+    /// (`erlang:monotonic_time(1)`), and a restart is inside the window if its second is at
+    /// least `now`'s second minus the period. The window so spans up to a second more than the
+    /// period: restarts 0.4 s apart with intensity 3 and period 1 s are too many (the fourth
+    /// falls in the second after the first), as they are for OTP. A period that is not a whole
+    /// number of seconds (which OTP does not accept) is compared with exact times instead.
     fn add_restart(&mut self, now: Duration) -> bool {
         self.restarts.push_back(now);
+        let period = self.flags.period;
+        let whole_seconds = period.subsec_nanos() == 0;
         while let Some(&t) = self.restarts.front() {
-            if now.saturating_sub(t) > self.flags.period {
+            let outside = if whole_seconds {
+                t.as_secs() < now.as_secs().saturating_sub(period.as_secs())
+            } else {
+                now.saturating_sub(t) > period
+            };
+            if outside {
                 self.restarts.pop_front();
             } else {
                 break;
