@@ -42,15 +42,15 @@
 //!   after the same fence as `has_work()`) **watches** instead: it sleeps for at most the given
 //!   time ([`Slept::Watched`]), then looks again (and takes the tasks if their owner made no
 //!   progress meanwhile: the caller's rule).
-//! * A push that makes a local queue non-empty calls [`Sleepers::notify_queued`]: it wakes a
-//!   sleeper unless a worker searches or watches. Going to sleep without watching and such a
-//!   push are the same Dekker pair as above, so a queue never holds tasks while every other
+//! * A push (or a batch moved in) that makes a local queue non-empty calls
+//!   [`Sleepers::notify_queued`]: it wakes a sleeper unless a worker searches or watches.
+//!   Going to sleep without watching and such a push are the same Dekker pair as above, so a queue never holds tasks while every other
 //!   worker sleeps without watching: either the sleeper's last look sees the task (and it
 //!   watches), or the push sees the sleeper (and wakes it).
 //!
 //! The loom models are in `tests/loom_sleepers.rs` (mutants `sleep_no_fence`, `notify_no_fence`,
 //! `searcher_no_wake` and `sleep_found_work_no_wake`; for watching, `queued_no_fence`,
-//! `queued_no_wake` and `sleep_no_watch`). The first found the last rule missing on one
+//! `queued_no_wake`, `sleep_no_watch` and `watch_keeps_wakeup`). The first found the last rule missing on one
 //! path: a searcher whose last look, on its way to sleep, finds work used to take it without
 //! waking anyone, so a second task queued meanwhile waited for that worker, for ever if its
 //! task blocked on the second (a handler waiting for another actor's reply).
@@ -236,9 +236,9 @@ impl Sleepers {
                 sleep = self.watch(sleep, watch_for);
                 self.watching.fetch_sub(1, Ordering::Relaxed);
                 slept = Slept::Watched;
-                if sleep.notified > 0 {
+                if sleep.notified > 0 && !crate::sync::mutant("watch_keeps_wakeup") {
                     // Woken meanwhile: take the wake-up (it was meant for a sleeper, and this
-                    // worker looks again now).
+                    // worker looks again now). Left, it would outlive the sleepers it counts.
                     sleep.notified -= 1;
                 }
             } else {
@@ -259,6 +259,13 @@ impl Sleepers {
             }
         }
         sleep.sleepers -= 1;
+        // Every wake-up handed out is for a sleeper still asleep (checked in model runs,
+        // where a broken count would otherwise wrap silently in the release build).
+        #[cfg(loom)]
+        assert!(
+            sleep.notified <= sleep.sleepers,
+            "more wake-ups than sleepers"
+        );
         if found_work && last_searcher && !crate::sync::mutant("sleep_found_work_no_wake") {
             // A searcher that found work after all: as in `stop_searching_with_work`, the
             // last one wakes a sleeper for whatever it will not take itself (schedules
@@ -287,15 +294,18 @@ impl Sleepers {
             .map_or_else(|e| e.into_inner().0, |(guard, _)| guard)
     }
 
-    /// Under loom the watch ends at once: loom's `wait_timeout` never times out, and a time-out
-    /// may come at any point, which is what the model explores.
+    /// Under loom the watch lets go of the lock, yields and takes it again: loom's
+    /// `wait_timeout` never times out, and this way other threads may act (push, wake it,
+    /// stop the pool) while it watches, and the time-out comes wherever the model puts it.
     #[cfg(loom)]
     fn watch<'a>(
-        &self,
+        &'a self,
         sleep: MutexGuard<'a, SleepCount>,
         _watch_for: Duration,
     ) -> MutexGuard<'a, SleepCount> {
-        sleep
+        drop(sleep);
+        loom::thread::yield_now();
+        self.lock()
     }
 
     /// Wakes one sleeper that nobody is waking yet, if there is one.

@@ -175,7 +175,8 @@ pub(crate) mod ord {
 /// `searcher_no_wake` and `sleep_found_work_no_wake` (the last searcher to find work, while
 /// looking or in its last look before sleeping, wakes no sleeper), `queued_no_fence` and
 /// `queued_no_wake` (a push onto an empty local queue loses its fence, or wakes nobody), and
-/// `sleep_no_watch` (a worker that sees another's queued tasks sleeps without watching them).
+/// `sleep_no_watch` (a worker that sees another's queued tasks sleeps without watching them),
+/// and `watch_keeps_wakeup` (a watcher woken during its watch leaves the wake-up counted).
 #[cfg(loom)]
 pub(crate) mod mutant {
     use std::sync::OnceLock;

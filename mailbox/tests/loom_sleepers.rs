@@ -6,8 +6,10 @@
 //! waiting while a worker sleeps with that task queued: loom reports a deadlock if it is.
 //!
 //! Mutants that must fail here: `sleep_no_fence` and `notify_no_fence` (either side of the
-//! Dekker pair loses its fence) and `searcher_no_wake` (the last searcher to find work does not
-//! wake a sleeper for the rest).
+//! Dekker pair loses its fence), `searcher_no_wake` and `sleep_found_work_no_wake` (the last
+//! searcher to find work does not wake a sleeper for the rest), and for watching
+//! `queued_no_fence`, `queued_no_wake`, `sleep_no_watch` and `watch_keeps_wakeup` (see the last
+//! model).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_sleepers`
 #![cfg(loom)]
@@ -84,9 +86,15 @@ fn a_searcher_that_finds_work_wakes_a_sleeper_for_the_rest() {
 /// watch ends (under loom, at once), take the task; if it sleeps without watching, loom
 /// reports a deadlock.
 ///
+/// The first watch that ends finds the owner still making progress (it takes nothing and
+/// watches again); the second takes the task. A watch lets go of the lock while it lasts, so
+/// the owner's wake-up can land during it.
+///
 /// Mutants that must fail here: `queued_no_fence` and `sleep_no_fence` (either side of the
 /// Dekker pair between the push and going to sleep loses its fence), `queued_no_wake` (the
-/// push wakes nobody), and `sleep_no_watch` (a worker that sees the queued task sleeps anyway).
+/// push wakes nobody), `sleep_no_watch` (a worker that sees the queued task sleeps anyway) and
+/// `watch_keeps_wakeup` (a watcher woken during its watch leaves the wake-up counted, for a
+/// sleeper that is not there).
 #[test]
 fn a_task_queued_behind_a_run_that_does_not_return_is_watched_and_taken() {
     use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -107,12 +115,16 @@ fn a_task_queued_behind_a_run_that_does_not_return_is_watched_and_taken() {
         };
         // The other worker: nothing in the shared queue; the owner's queue may be taken only
         // once a watch of it ended with the owner still in its run.
+        let mut watches = 0;
         loop {
             sleepers.start_searching();
             match sleepers.sleep_or_watch(|| false, || local.load(Ordering::Acquire) > 0, WATCH) {
                 Slept::Watched => {
-                    assert_eq!(local.swap(0, Ordering::AcqRel), 1, "watched an empty queue");
-                    break;
+                    watches += 1;
+                    if watches == 2 {
+                        assert_eq!(local.swap(0, Ordering::AcqRel), 1, "watched an empty queue");
+                        break;
+                    }
                 }
                 Slept::Woken | Slept::FoundWork => {}
             }

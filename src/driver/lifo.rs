@@ -5,9 +5,10 @@
 //! An actor that a worker runs and that schedules another actor of the same driver (a reply,
 //! the next hop of a ring) puts it in the worker's slot, and the worker runs it next, with its
 //! data still in cache and no trip through the shared queue (tokio's LIFO-slot idea). A worker
-//! takes its slot at most [`LIFO_LIMIT`] times in a row while the shared queue has tasks, so
-//! that they are not starved; a thread about to block inside a run hands the slot's task to
-//! the shared queue ([`flush`]), or only the blocked worker could run it.
+//! takes its slot at most [`LIFO_LIMIT`] times in a row while other tasks wait for it, so that
+//! they are not starved (the slot's task then goes behind them, [`Driver::requeue`]); a thread
+//! about to block inside a run hands the slot's task to the shared queue ([`flush`]), or only
+//! the blocked worker could run it.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -31,13 +32,13 @@ pub(super) struct Owner {
     /// Called only with `driver`, while the worker that set this owner holds the driver's
     /// shared state alive.
     push_global: unsafe fn(*const (), Runnable),
-    /// Pushes a task that leaves the slot of the worker running on this thread to that
-    /// worker's own queue, if it has one ([`Driver::push_displaced`]).
+    /// Puts a task whose turn in the slot of the worker running on this thread ended behind
+    /// the tasks waiting for that worker ([`Driver::requeue`]).
     ///
     /// # Safety
     ///
     /// As for `push_global`.
-    push_displaced: unsafe fn(*const (), Runnable),
+    requeue: unsafe fn(*const (), Runnable),
 }
 
 /// A driver whose workers have LIFO slots: it says where a task goes when it leaves a slot.
@@ -49,6 +50,12 @@ pub(super) trait Driver: Send + Sync + 'static {
     /// schedule made there: to that worker's own queue if it has one (where other workers can
     /// steal it), else to the shared queue.
     fn push_displaced(&self, task: Runnable) {
+        self.push_global(task);
+    }
+
+    /// Puts `task`, whose turn in the slot of the worker running on this thread ended while
+    /// other tasks wait, behind them: by default in the shared queue.
+    fn requeue(&self, task: Runnable) {
         self.push_global(task);
     }
 }
@@ -66,15 +73,15 @@ impl Owner {
         }
         /// # Safety
         ///
-        /// `driver` points to a live `D` (see [`Owner::push_displaced`]).
-        unsafe fn push_displaced<D: Driver>(driver: *const (), task: Runnable) {
+        /// `driver` points to a live `D` (see [`Owner::requeue`]).
+        unsafe fn requeue<D: Driver>(driver: *const (), task: Runnable) {
             // SAFETY: by the contract, `driver` is the live `D` this owner was made from.
-            unsafe { &*driver.cast::<D>() }.push_displaced(task);
+            unsafe { &*driver.cast::<D>() }.requeue(task);
         }
         Owner {
             driver: Arc::as_ptr(driver).cast(),
             push_global: push_global::<D>,
-            push_displaced: push_displaced::<D>,
+            requeue: requeue::<D>,
         }
     }
 }
@@ -125,8 +132,8 @@ pub(super) fn leave(outer: Option<(Owner, Option<Runnable>)>) -> Option<Runnable
 
 /// The task in the current worker's slot, if it may run next: `streak` counts the slot's tasks
 /// run in a row. After [`LIFO_LIMIT`] of them, if `others_wait()` (the worker's queues have
-/// tasks), the streak ends (`None`) and a task left in the slot waits its turn behind them (in
-/// the worker's own queue if it has one, [`Driver::push_displaced`]); with nobody waiting, the streak starts over and the slot's task runs on here (so a
+/// tasks), the streak ends (`None`) and a task left in the slot waits its turn behind them
+/// ([`Driver::requeue`]); with nobody waiting, the streak starts over and the slot's task runs on here (so a
 /// chain of hops, a ring's token say, does not hop to another worker's cache every
 /// [`LIFO_LIMIT`] runs for nothing). An empty slot ends the streak too.
 pub(super) fn take_in_turn(
@@ -158,12 +165,12 @@ fn offer(driver: *const (), task: Runnable) -> Offered {
     })
 }
 
-/// Ends the slot's turn: its task, if any, goes behind the worker's other tasks (its own queue,
-/// if the driver gives workers one).
+/// Ends the slot's turn: its task, if any, goes behind the tasks waiting for the worker
+/// ([`Driver::requeue`]).
 fn requeue() {
     if let Some((owner, task)) = take_slot() {
         // SAFETY: as in `flush`.
-        unsafe { (owner.push_displaced)(owner.driver, task) };
+        unsafe { (owner.requeue)(owner.driver, task) };
     }
 }
 

@@ -6,7 +6,10 @@
 //! * An actor scheduled by the actor a worker is running (a reply, the next hop of a ring) goes
 //!   to that worker's **LIFO slot** and runs next, with its data still in cache (tokio's
 //!   LIFO-slot idea, `driver/lifo.rs`). The slot is used at most 16 times in a row while other
-//!   tasks wait, so that they are not starved.
+//!   tasks wait, so that they are not starved; its task then goes behind them (the local queue
+//!   if they are there, else the shared queue). Only its worker runs the slot's task: a run
+//!   that does not return holds it up (as in tokio), unless it blocks on a
+//!   [`Reply`](crate::Reply), which hands it to the shared queue first.
 //! * What the slot displaces goes to the worker's **local queue**: a push and a pop there are
 //!   the worker's own (no contended line), and idle workers may steal half of it (below).
 //! * A schedule from outside the pool's workers goes to the **shared queue**. A worker takes
@@ -39,12 +42,16 @@
 //! watcher has just started watching. While it looks it
 //! counts as *searching*, and a schedule wakes no one while some worker searches (it will find
 //! the task); otherwise a schedule wakes a sleeper only if one is asleep and not already being
-//! woken, so a burst of schedules costs one wake-up. A push onto an empty local queue that no
+//! woken, so a burst of schedules wakes each sleeper at most once (with two workers: one
+//! wake-up). A push onto an empty local queue that no
 //! one may take yet wakes a sleeper only if nobody searches or watches (so that somebody
 //! watches). A searcher that finds work and was the last one searching wakes a sleeper for the
 //! rest (tokio's rule). No task is left in a queue with every other worker asleep and not
-//! watching: the protocol, its argument and its loom models are the mailbox crate's
-//! [`Sleepers`](crate::mailbox::Sleepers).
+//! watching (a batch moved into a local queue is announced as a push is): the protocol, its
+//! argument and its loom models are the mailbox crate's [`Sleepers`](crate::mailbox::Sleepers).
+//! Every idle worker that sees a queue it may not take from watches it; on many cores that is
+//! a wake-up per idle worker per millisecond at most, while one worker is busy with a backlog
+//! of fine-grained runs.
 
 use std::cell::Cell;
 use std::ptr;
@@ -139,21 +146,28 @@ impl Seen {
 }
 
 /// The owner measures its runs: it counts them (published for the stuck rule) and their mean
-/// length over [`SAMPLE_RUNS`] (published for the backlog estimate). A sample during which the
-/// worker went idle is not published (idle time is not run time), and the clock is read only
-/// at sample boundaries, not per idle spell (a worker that idles between messages would pay
-/// for it on every one). Per run this is an increment, a store and a test: a same-thread hop
-/// is a few hundred instructions, and every one counts.
+/// length (published for the backlog estimate) over samples of [`SAMPLE_RUNS`] runs. A sample
+/// that contains an idle spell is not published (idle time is not run time), but the busy
+/// spell it started with is, if it ran at least [`MIN_SAMPLE_RUNS`] runs: so a worker that
+/// idles every few dozen runs still publishes a mean. The clock is read at most twice per
+/// sample (a read costs ~40 ns here: once per idle spell would cost a worker that idles
+/// between messages that much per message).
 struct RunMeter {
     runs: u64,
+    in_sample: u32,
     sample_start: Instant,
+    /// The worker went idle since `sample_start`.
     went_idle: bool,
 }
+
+/// A busy spell shorter than this many runs publishes no mean (too few to tell).
+const MIN_SAMPLE_RUNS: u32 = 8;
 
 impl RunMeter {
     fn new() -> Self {
         Self {
             runs: 0,
+            in_sample: 0,
             sample_start: Instant::now(),
             went_idle: false,
         }
@@ -164,28 +178,38 @@ impl RunMeter {
     fn ran(&mut self, load: &Load) {
         self.runs += 1;
         load.runs.store(self.runs, Relaxed);
-        if self.runs.is_multiple_of(u64::from(SAMPLE_RUNS)) {
-            self.sample(load);
+        self.in_sample += 1;
+        if self.in_sample == SAMPLE_RUNS {
+            self.end_sample(load);
         }
     }
 
-    /// At the end of a sample: publishes its mean run time unless the worker went idle during
-    /// it, and starts the next.
+    /// At the end of a sample: publishes its mean run time if it had no idle spell, and
+    /// starts the next.
     #[cold]
-    fn sample(&mut self, load: &Load) {
+    fn end_sample(&mut self, load: &Load) {
         let now = Instant::now();
         if !self.went_idle {
-            let ns = now.duration_since(self.sample_start).as_nanos() / u128::from(SAMPLE_RUNS);
-            load.run_ns
-                .store(u64::try_from(ns).unwrap_or(u64::MAX), Relaxed);
+            self.publish(load, now);
         }
         self.sample_start = now;
+        self.in_sample = 0;
         self.went_idle = false;
     }
 
-    /// After an idle spell: the current sample is not published.
-    fn went_idle(&mut self) {
+    /// The worker found nothing to do: the busy spell that started the sample is published
+    /// if it is long enough to tell; the rest of the sample is not.
+    fn going_idle(&mut self, load: &Load) {
+        if !self.went_idle && self.in_sample >= MIN_SAMPLE_RUNS {
+            self.publish(load, Instant::now());
+        }
         self.went_idle = true;
+    }
+
+    fn publish(&self, load: &Load, now: Instant) {
+        let ns = now.duration_since(self.sample_start).as_nanos() / u128::from(self.in_sample);
+        load.run_ns
+            .store(u64::try_from(ns).unwrap_or(u64::MAX), Relaxed);
     }
 }
 
@@ -293,12 +317,31 @@ impl Shared {
         if let Some(task) = local.pop() {
             return Some(task);
         }
-        if let Some(task) = lifo::retry(|| self.tasks.steal_batch_and_pop(local)) {
-            return Some(task);
+        let task = lifo::retry(|| self.tasks.steal_batch_and_pop(local)).or_else(|| {
+            self.others(me)
+                .filter(|&v| self.may_steal(v, &seen[v]))
+                .find_map(|v| lifo::retry(|| self.stealers[v].steal_batch_and_pop(local)))
+        })?;
+        // A batch moved into the (empty) local queue: announce it as a push would. While it
+        // moved, both queues could look empty to a worker on its way to sleep.
+        if !local.is_empty() {
+            self.announce_queued(local, me, true);
         }
-        self.others(me)
-            .filter(|&v| self.may_steal(v, &seen[v]))
-            .find_map(|v| lifo::retry(|| self.stealers[v].steal_batch_and_pop(local)))
+        Some(task)
+    }
+
+    /// After tasks were queued in worker `me`'s `local` queue (which was empty before if
+    /// `was_empty`): wakes a worker to take them if they are worth moving, else makes sure
+    /// somebody watches the queue (see the module docs).
+    fn announce_queued(&self, local: &Worker<Runnable>, me: usize, was_empty: bool) {
+        if worth_moving(local.len(), self.loads[me].run_ns.load(Relaxed)) {
+            // Others may take them now: wake one if nobody is searching (as for the shared
+            // queue).
+            self.sleepers.notify_pushed();
+        } else if was_empty {
+            // Ours to run, unless this run does not return: make sure somebody watches.
+            self.sleepers.notify_queued();
+        }
     }
 
     /// Worker `me` found nothing to do: it looks again for a little while (counted as
@@ -350,13 +393,20 @@ impl lifo::Driver for Shared {
         let local = unsafe { &*local };
         let was_empty = local.is_empty();
         local.push(task);
-        if worth_moving(local.len(), self.loads[me].run_ns.load(Relaxed)) {
-            // Others may take it now: wake one if nobody is searching (as for the shared
-            // queue).
-            self.sleepers.notify_pushed();
-        } else if was_empty {
-            // Ours to run, unless this run does not return: make sure somebody watches.
-            self.sleepers.notify_queued();
+        self.announce_queued(local, me, was_empty);
+    }
+
+    fn requeue(&self, task: Runnable) {
+        // Behind the tasks that waited: the worker's own queue if they are there (it stays in
+        // this worker's cache), else the shared queue, behind the schedules from outside
+        // (which the worker takes before its own queue's next task only every
+        // `GLOBAL_INTERVAL` tasks, so a local requeue would keep them waiting).
+        let (pool, local, _) = LOCAL.with(Cell::get);
+        // SAFETY: as in `push_displaced`.
+        if ptr::eq(pool, self) && !local.is_null() && !unsafe { &*local }.is_empty() {
+            self.push_displaced(task);
+        } else {
+            self.push_global(task);
         }
     }
 }
@@ -381,7 +431,7 @@ struct Scheduler(Arc<Shared>);
 impl Schedule for Scheduler {
     fn schedule(&self, task: Runnable) {
         // On one of our workers: the task goes to its LIFO slot, and whatever was there moves
-        // to the shared queue.
+        // to the worker's local queue; elsewhere, to the shared queue.
         lifo::schedule(&self.0, task);
     }
 }
@@ -396,7 +446,9 @@ impl Schedule for Scheduler {
 /// run for 50 µs (as an idle worker that watches it sees, waking every 50 µs to 1 ms).
 /// Fine-grained message exchanges so keep their data in one core's cache; a handler that runs
 /// long does not hold up the actors queued behind it for more than a millisecond or two, and
-/// one that blocks on a [`Reply`](crate::Reply) not at all. (The module docs of `driver/pool.rs` give the rule and its reasons.)
+/// one that blocks on a [`Reply`](crate::Reply) not at all. (The one actor in its worker's LIFO
+/// slot, the next to run there, waits for the run in front of it whatever it does, as in
+/// tokio, unless that run blocks on a [`Reply`](crate::Reply).) (The module docs of `driver/pool.rs` give the rule and its reasons.)
 ///
 /// ```
 /// use std::time::Duration;
@@ -511,8 +563,8 @@ fn worker(shared: &Arc<Shared>, system: &System, local: &Worker<Runnable>, me: u
         tick = tick.wrapping_add(1);
         let Some(task) = shared.next_task(local, me, tick, &seen) else {
             ReleaseBatch::flush();
+            meter.going_idle(load);
             shared.idle(me, &seen);
-            meter.went_idle();
             continue;
         };
         task.run(system.budget());
