@@ -154,20 +154,22 @@ impl Seen {
 /// between messages that much per message).
 struct RunMeter {
     runs: u64,
-    in_sample: u32,
+    /// `runs` when the sample started (samples end on multiples of [`SAMPLE_RUNS`], so a run
+    /// pays one test, not a second counter).
+    sample_first: u64,
     sample_start: Instant,
     /// The worker went idle since `sample_start`.
     went_idle: bool,
 }
 
 /// A busy spell shorter than this many runs publishes no mean (too few to tell).
-const MIN_SAMPLE_RUNS: u32 = 8;
+const MIN_SAMPLE_RUNS: u64 = 8;
 
 impl RunMeter {
     fn new() -> Self {
         Self {
             runs: 0,
-            in_sample: 0,
+            sample_first: 0,
             sample_start: Instant::now(),
             went_idle: false,
         }
@@ -178,8 +180,7 @@ impl RunMeter {
     fn ran(&mut self, load: &Load) {
         self.runs += 1;
         load.runs.store(self.runs, Relaxed);
-        self.in_sample += 1;
-        if self.in_sample == SAMPLE_RUNS {
+        if self.runs.is_multiple_of(u64::from(SAMPLE_RUNS)) {
             self.end_sample(load);
         }
     }
@@ -193,21 +194,22 @@ impl RunMeter {
             self.publish(load, now);
         }
         self.sample_start = now;
-        self.in_sample = 0;
+        self.sample_first = self.runs;
         self.went_idle = false;
     }
 
     /// The worker found nothing to do: the busy spell that started the sample is published
     /// if it is long enough to tell; the rest of the sample is not.
     fn going_idle(&mut self, load: &Load) {
-        if !self.went_idle && self.in_sample >= MIN_SAMPLE_RUNS {
+        if !self.went_idle && self.runs - self.sample_first >= MIN_SAMPLE_RUNS {
             self.publish(load, Instant::now());
         }
         self.went_idle = true;
     }
 
     fn publish(&self, load: &Load, now: Instant) {
-        let ns = now.duration_since(self.sample_start).as_nanos() / u128::from(self.in_sample);
+        let runs = u128::from((self.runs - self.sample_first).max(1));
+        let ns = now.duration_since(self.sample_start).as_nanos() / runs;
         load.run_ns
             .store(u64::try_from(ns).unwrap_or(u64::MAX), Relaxed);
     }
