@@ -51,8 +51,9 @@ const USAGE: &str = "usage: airssys-rt-compare [--quick | --scale F] [--runs N] 
   --scale F        the default sizes times F (results not written unless --out)
   --runs N         runs per cell, median reported (default 5)
   --budget SECS    stop a cell's runs once they took this long (default 8)
-  --filter W       only workloads whose key contains W (ping-pong-1, ping-pong-2, fan-in-1,
-                   fan-in-4, spawn, memory, ring, counting, fork-join, big, chameneos)
+  --filter W       only workloads whose key contains W, or one of W's comma-separated parts
+                   (ping-pong-1, ping-pong-2, fan-in-1, fan-in-4, spawn, memory, ring,
+                   counting, fork-join, big, chameneos)
   --system NAME    only systems whose name contains NAME (=NAME: exactly NAME, as in
                    --system '=airssys-rt' for airssys-rt on its own drivers only)
   --out DIR        where to write results.md and results.svg (default: this package's
@@ -155,7 +156,7 @@ fn main() -> ExitCode {
         if opts
             .filter
             .as_ref()
-            .is_some_and(|f| !w.key().contains(f.as_str()))
+            .is_some_and(|f| !f.split(',').any(|part| w.key().contains(part)))
         {
             continue;
         }
