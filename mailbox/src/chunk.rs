@@ -262,6 +262,10 @@ unsafe impl Linked for ChunkRef {
         core::mem::forget(self);
         link
     }
+    /// # Safety
+    ///
+    /// `Linked`'s contract: `link` came from `into_link` on a `ChunkRef` and is taken back
+    /// once, so this `ChunkRef` is again the chunk's only owner.
     unsafe fn from_link(link: NonNull<Link>) -> Self {
         ChunkRef(link.cast::<ChunkHeader>())
     }

@@ -60,6 +60,12 @@ impl Kind {
 
 /// How to drop and identify a plain value in the arena.
 pub(crate) struct PlainVTable {
+    /// Drops the value in place.
+    ///
+    /// # Safety
+    ///
+    /// The pointer is to an initialised value of the type this vtable was made for, which is
+    /// not used again afterwards.
     pub(crate) drop_value: unsafe fn(*mut u8),
     pub(crate) type_id: fn() -> TypeId,
     pub(crate) type_name: fn() -> &'static str,

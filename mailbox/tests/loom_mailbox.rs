@@ -344,8 +344,10 @@ unsafe impl Linked for Counted {
         link
     }
 
-    // Safety (all three): `Linked`'s contract; the counts below follow it (2 references per
-    // message, 1 when the queue keeps the link).
+    /// # Safety
+    ///
+    /// `Linked`'s contract: `link` came from `into_link` and is taken back once; a message
+    /// handed out holds 2 references (its own and its link's).
     unsafe fn from_link(link: NonNull<Link>) -> Self {
         Counted {
             node: link.cast(),
@@ -355,6 +357,10 @@ unsafe impl Linked for Counted {
 
     const KEEPS_LINK: bool = true;
 
+    /// # Safety
+    ///
+    /// `Linked`'s contract: as `from_link`, while the queue keeps the link (and its
+    /// reference), so the handle holds 1.
     unsafe fn from_link_keeping_link(link: NonNull<Link>) -> Self {
         Counted {
             node: link.cast(),
@@ -362,6 +368,9 @@ unsafe impl Linked for Counted {
         }
     }
 
+    /// # Safety
+    ///
+    /// `Linked`'s contract: called once per kept link, after its handle was given out.
     unsafe fn release_link(link: NonNull<Link>) {
         // SAFETY: the link's reference, kept by the queue.
         unsafe { Counted::release(link.cast(), 1) };
