@@ -33,7 +33,9 @@ pub use codec::Message;
 pub use driver::spawn_on_smol;
 #[cfg(feature = "tokio")]
 pub use driver::spawn_on_tokio;
-pub use driver::{block_on_with, FutureDriver, ManualDriver, ThreadPool, Worker, RUNS_PER_POLL};
+pub use driver::{
+    block_on_with, FutureDriver, ManualDriver, ThreadPool, ThreadPoolBuilder, Worker, RUNS_PER_POLL,
+};
 pub use exit::{ActorId, ExitReason, MonitorRef};
 pub use registry::RegisterError;
 pub use timer::TimerRef;

@@ -218,6 +218,73 @@ fn thread_pool() {
     assert_eq!(program(pool.system(), &wait_threads), expected());
 }
 
+/// The same program on a pool that takes whatever another worker has queued (a migration cost
+/// of zero, tokio's rule), and on one that never finds a backlog worth moving (an idle worker
+/// then takes another's queue only when it is blocked or stuck in one run).
+#[test]
+fn thread_pool_with_either_stealing_rule() {
+    for cost in [Duration::ZERO, Duration::from_secs(3600)] {
+        let pool = airssys_rt::ThreadPool::builder()
+            .threads(3)
+            .migration_cost(cost)
+            .build()
+            .unwrap();
+        assert_eq!(
+            program(pool.system(), &wait_threads),
+            expected(),
+            "migration cost {cost:?}"
+        );
+    }
+}
+
+/// The builder's thread options reach the workers: their names, and the start and stop hooks,
+/// once per worker with its index. A panicking start hook does not cost the pool its worker.
+#[test]
+fn thread_pool_builder_names_workers_and_runs_hooks() {
+    struct WhereAmI;
+    impl Actor for WhereAmI {}
+    impl Handler<()> for WhereAmI {
+        type Reply = Option<String>;
+        fn handle(&mut self, _: (), _: &mut Ctx<Self>) -> Option<String> {
+            std::thread::current().name().map(str::to_owned)
+        }
+    }
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let stopped = Arc::new(Mutex::new(Vec::new()));
+    let (s, t) = (started.clone(), stopped.clone());
+    let pool = airssys_rt::ThreadPool::builder()
+        .threads(3)
+        .thread_name("agent")
+        .stack_size(256 * 1024)
+        .on_thread_start(move |i| s.lock().unwrap().push(i))
+        .on_thread_stop(move |i| t.lock().unwrap().push(i))
+        .build()
+        .unwrap();
+    let here = pool.system().spawn(WhereAmI).unwrap();
+    let name = here.ask(()).wait(Duration::from_secs(10)).unwrap().unwrap();
+    assert!(
+        ["agent-0", "agent-1", "agent-2"].contains(&name.as_str()),
+        "{name}"
+    );
+    pool.shutdown();
+    let mut started = started.lock().unwrap().clone();
+    let mut stopped = stopped.lock().unwrap().clone();
+    started.sort_unstable();
+    stopped.sort_unstable();
+    assert_eq!(started, [0, 1, 2]);
+    assert_eq!(stopped, [0, 1, 2]);
+
+    // Every worker's start hook panics; the workers still run actors.
+    let pool = airssys_rt::ThreadPool::builder()
+        .threads(2)
+        .on_thread_start(|i| panic!("start hook of worker {i}"))
+        .build()
+        .unwrap();
+    let here = pool.system().spawn(WhereAmI).unwrap();
+    let name = here.ask(()).wait(Duration::from_secs(10)).unwrap().unwrap();
+    assert!(name.starts_with("airssys-worker-"), "{name}");
+}
+
 /// Completes once `done` holds (polled again on every wake).
 struct Until<'a>(&'a dyn Fn() -> bool);
 impl Future for Until<'_> {

@@ -14,7 +14,7 @@ pub use future::spawn_on_smol;
 pub use future::spawn_on_tokio;
 pub use future::{block_on_with, FutureDriver, Worker, RUNS_PER_POLL};
 pub use manual::ManualDriver;
-pub use pool::ThreadPool;
+pub use pool::{ThreadPool, ThreadPoolBuilder};
 
 /// Called before the current thread blocks inside an actor run: schedules held back for this
 /// thread's worker go where other workers can take them.

@@ -73,7 +73,8 @@ const SPINS: u32 = 64;
 
 /// A backlog that its owner works through faster than this stays with it: moving it to another
 /// worker (that worker's wake-up, and a cache miss for each line of the moved actors and their
-/// letters) would cost about as much as it saves.
+/// letters) would cost about as much as it saves. The default of
+/// [`ThreadPoolBuilder::migration_cost`].
 const MIGRATION_COST: Duration = Duration::from_micros(50);
 
 /// Runs this long or longer are worth moving one at a time: a run costs more than the cache
@@ -108,6 +109,8 @@ struct Shared {
     /// Searching and sleeping workers (the protocol and its loom model live in the mailbox
     /// crate).
     sleepers: Sleepers,
+    /// The pool's [`migration cost`](ThreadPoolBuilder::migration_cost), in nanoseconds.
+    migration_ns: u64,
 }
 
 /// What a worker publishes about itself (each on its own cache line). Hints only: a stale
@@ -215,10 +218,10 @@ impl RunMeter {
     }
 }
 
-/// Whether `queued` tasks of `run_ns` each are worth moving to another worker.
-fn worth_moving(queued: usize, run_ns: u64) -> bool {
-    run_ns >= COARSE_RUN.as_nanos() as u64
-        || (queued as u64).saturating_mul(run_ns) >= MIGRATION_COST.as_nanos() as u64
+/// Whether `queued` tasks of `run_ns` each are worth moving to another worker, where moving
+/// costs `migration_ns` (a cost of zero: always).
+fn worth_moving(queued: usize, run_ns: u64, migration_ns: u64) -> bool {
+    run_ns >= COARSE_RUN.as_nanos() as u64 || (queued as u64).saturating_mul(run_ns) >= migration_ns
 }
 
 thread_local! {
@@ -269,7 +272,7 @@ impl Shared {
             return false;
         }
         let load = &self.loads[v];
-        if load.is_blocked() || worth_moving(queued, load.run_ns.load(Relaxed)) {
+        if load.is_blocked() || worth_moving(queued, load.run_ns.load(Relaxed), self.migration_ns) {
             return true;
         }
         let runs = load.runs.load(Relaxed);
@@ -336,7 +339,11 @@ impl Shared {
     /// `was_empty`): wakes a worker to take them if they are worth moving, else makes sure
     /// somebody watches the queue (see the module docs).
     fn announce_queued(&self, local: &Worker<Runnable>, me: usize, was_empty: bool) {
-        if worth_moving(local.len(), self.loads[me].run_ns.load(Relaxed)) {
+        if worth_moving(
+            local.len(),
+            self.loads[me].run_ns.load(Relaxed),
+            self.migration_ns,
+        ) {
             // Others may take them now: wake one if nobody is searching (as for the shared
             // queue).
             self.sleepers.notify_pushed();
@@ -450,7 +457,9 @@ impl Schedule for Scheduler {
 /// long does not hold up the actors queued behind it for more than a millisecond or two, and
 /// one that blocks on a [`Reply`](crate::Reply) not at all. (The one actor in its worker's LIFO
 /// slot, the next to run there, waits for the run in front of it whatever it does, as in
-/// tokio, unless that run blocks on a [`Reply`](crate::Reply).) (The module docs of `driver/pool.rs` give the rule and its reasons.)
+/// tokio, unless that run blocks on a [`Reply`](crate::Reply).) (The module docs of `driver/pool.rs` give the rule and its reasons;
+/// [`ThreadPoolBuilder::migration_cost`] sets the backlog that is worth moving, and
+/// [`ThreadPool::builder`] the workers' names, stack size and start and stop hooks.)
 ///
 /// ```
 /// use std::time::Duration;
@@ -474,38 +483,95 @@ pub struct ThreadPool {
 }
 
 impl ThreadPool {
-    /// A pool of `threads` workers (at least one).
+    /// A pool of `threads` workers (at least one), with the default options (see
+    /// [`builder`](Self::builder) for the others).
+    ///
+    /// # Panics
+    ///
+    /// If the operating system cannot start a thread, as [`std::thread::spawn`] does;
+    /// [`ThreadPoolBuilder::build`] returns that error instead.
     pub fn new(threads: usize) -> Self {
-        let locals: Vec<Worker<Runnable>> =
-            (0..threads.max(1)).map(|_| Worker::new_fifo()).collect();
+        Self::builder()
+            .threads(threads)
+            .build()
+            .expect("start the thread pool's workers")
+    }
+
+    /// A pool with one worker per available core.
+    ///
+    /// # Panics
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_available_parallelism() -> Self {
+        Self::builder()
+            .build()
+            .expect("start the thread pool's workers")
+    }
+
+    /// Options for a pool: its number of workers, their names and stack size, hooks to run on
+    /// each worker thread, and when idle workers take another's queued actors.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use airssys_rt::ThreadPool;
+    ///
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let counter = started.clone();
+    /// let pool = ThreadPool::builder()
+    ///     .threads(2)
+    ///     .thread_name("agent-worker")
+    ///     .stack_size(512 * 1024)
+    ///     .on_thread_start(move |_worker| {
+    ///         counter.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()
+    ///     .expect("threads start");
+    /// pool.shutdown();
+    /// assert_eq!(started.load(Ordering::SeqCst), 2);
+    /// ```
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::new()
+    }
+
+    fn start(options: ThreadPoolBuilder) -> std::io::Result<Self> {
+        let threads = options.threads.max(1);
+        let locals: Vec<Worker<Runnable>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         let shared = Arc::new(Shared {
             tasks: Injector::new(),
             stealers: locals.iter().map(Worker::stealer).collect(),
             loads: locals.iter().map(|_| CachePadded::default()).collect(),
             sleepers: Sleepers::new(),
+            migration_ns: u64::try_from(options.migration_cost.as_nanos()).unwrap_or(u64::MAX),
         });
         let system = System::new(Scheduler(shared.clone()));
-        let workers = locals
-            .into_iter()
-            .enumerate()
-            .map(|(i, local)| {
-                let (shared, system) = (shared.clone(), system.clone());
-                thread::Builder::new()
-                    .name(format!("airssys-worker-{i}"))
-                    .spawn(move || worker(&shared, &system, &local, i))
-                    .expect("spawn a worker thread")
-            })
-            .collect();
-        Self {
+        let mut pool = Self {
             shared,
-            workers,
+            workers: Vec::with_capacity(threads),
             system,
+        };
+        let hooks = Arc::new(Hooks {
+            on_start: options.on_start,
+            on_stop: options.on_stop,
+        });
+        for (i, local) in locals.into_iter().enumerate() {
+            let (shared, system, hooks) = (pool.shared.clone(), pool.system.clone(), hooks.clone());
+            let mut builder = thread::Builder::new().name(format!("{}-{i}", options.name));
+            if let Some(bytes) = options.stack_size {
+                builder = builder.stack_size(bytes);
+            }
+            let spawned = builder.spawn(move || {
+                hooks.run(hooks.on_start.as_deref(), i);
+                worker(&shared, &system, &local, i);
+                hooks.run(hooks.on_stop.as_deref(), i);
+            });
+            match spawned {
+                Ok(handle) => pool.workers.push(handle),
+                // The pool's drop stops (and joins) the workers already started.
+                Err(e) => return Err(e),
+            }
         }
-    }
-
-    /// A pool with one worker per available core.
-    pub fn with_available_parallelism() -> Self {
-        Self::new(thread::available_parallelism().map_or(1, |n| n.get()))
+        Ok(pool)
     }
 
     /// The system whose actors this pool runs.
@@ -531,6 +597,124 @@ impl ThreadPool {
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         self.stop_workers();
+    }
+}
+
+/// A hook run on each worker thread, given the worker's index.
+type Hook = Arc<dyn Fn(usize) + Send + Sync>;
+
+/// The hooks of a pool's workers.
+struct Hooks {
+    on_start: Option<Hook>,
+    on_stop: Option<Hook>,
+}
+
+impl Hooks {
+    /// Runs `hook` (if any) for worker `i`. A panic in it is caught: the panic hook has
+    /// reported it, and the worker goes on (a pool with a worker short would be a silent loss
+    /// of capacity, or of every worker).
+    fn run(&self, hook: Option<&(dyn Fn(usize) + Send + Sync)>, i: usize) {
+        if let Some(hook) = hook {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(i)));
+        }
+    }
+}
+
+/// Options for a [`ThreadPool`], from [`ThreadPool::builder`].
+///
+/// The defaults: one worker per available core, named `airssys-worker-N`, the standard
+/// library's stack size, no hooks, and a [migration cost](Self::migration_cost) of 50 µs.
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ThreadPoolBuilder {
+    threads: usize,
+    name: String,
+    stack_size: Option<usize>,
+    migration_cost: Duration,
+    on_start: Option<Hook>,
+    on_stop: Option<Hook>,
+}
+
+impl ThreadPoolBuilder {
+    fn new() -> Self {
+        Self {
+            threads: thread::available_parallelism().map_or(1, |n| n.get()),
+            name: "airssys-worker".into(),
+            stack_size: None,
+            migration_cost: MIGRATION_COST,
+            on_start: None,
+            on_stop: None,
+        }
+    }
+
+    /// How many worker threads (at least one; default: one per available core).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// The workers' thread names: `{prefix}-{index}` (default prefix `airssys-worker`).
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.name = prefix.into();
+        self
+    }
+
+    /// The workers' stack size in bytes (default: the standard library's, see
+    /// [`std::thread::Builder::stack_size`]). Handlers run on it, so deep recursion in a
+    /// handler needs it larger.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// When an idle worker may take actors queued at another worker (whose runs are short,
+    /// and which is neither blocked nor stuck in one run): when they would take their own
+    /// worker this long or longer to get through (queue length times its recent mean run
+    /// time). Default 50 µs.
+    ///
+    /// A shorter cost spreads fine-grained work over more cores sooner, at the price of
+    /// moving actors' data between caches; [`Duration::ZERO`] takes whatever is queued, as
+    /// tokio's and Go's schedulers do. Actors whose runs take a microsecond or more are always
+    /// worth moving, and a worker blocked on a [`Reply`](crate::Reply) or inside one run for
+    /// 50 µs gives up its queue whatever this cost (see the [`ThreadPool`] docs).
+    pub fn migration_cost(mut self, cost: Duration) -> Self {
+        self.migration_cost = cost;
+        self
+    }
+
+    /// Runs `hook` on each worker thread when it starts, before it runs any actor, with the
+    /// worker's index (`0..threads`): to pin it to a core, set its priority, or start
+    /// per-thread instrumentation. A panic in the hook is caught (and reported by the panic
+    /// hook); the worker still starts.
+    pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.on_start = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on each worker thread when it stops (after its last run), with the
+    /// worker's index. A panic in the hook is caught (and reported by the panic hook).
+    pub fn on_thread_stop(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.on_stop = Some(Arc::new(hook));
+        self
+    }
+
+    /// Starts the pool. Fails if the operating system cannot start a worker thread (the
+    /// workers already started are stopped again).
+    pub fn build(self) -> std::io::Result<ThreadPool> {
+        ThreadPool::start(self)
+    }
+}
+
+impl std::fmt::Debug for ThreadPoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPoolBuilder")
+            .field("threads", &self.threads)
+            .field("thread_name", &self.name)
+            .field("stack_size", &self.stack_size)
+            .field("migration_cost", &self.migration_cost)
+            .field("on_thread_start", &self.on_start.is_some())
+            .field("on_thread_stop", &self.on_stop.is_some())
+            .finish()
     }
 }
 
