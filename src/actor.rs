@@ -642,6 +642,10 @@ impl Runnable {
     ///
     /// The token is set aside, to be reclaimed by the run (`RunCell::run`): the runnable stands
     /// for it until then.
+    ///
+    /// The loom model `mailbox/tests/loom_runnable.rs` checks this argument against the real
+    /// mailbox (a terminating run racing a sender and a wake-up that take the token after the
+    /// park; mutant `runnable_borrows_when_closed` drops the look at the close).
     fn new<A: Actor>(cell: &Arc<Cell<A>>, token: RunToken) -> Self {
         const { assert!(core::mem::align_of::<Cell<A>>() > Self::OWNED) };
         token.set_aside();
