@@ -490,8 +490,9 @@ fn thread_pool_takes_tasks_queued_behind_a_run_that_does_not_return() {
         }
     }
 
-    let pool = airssys_rt::ThreadPool::new(2);
-    for round in 0..20 {
+    // With three workers, the two idle ones take turns: one watches, the other sleeps.
+    for (round, workers) in (0..20).zip([2, 3].into_iter().cycle()) {
+        let pool = airssys_rt::ThreadPool::new(workers);
         let (tx, rx) = mpsc::channel();
         let first = pool.system().spawn(Signal(tx.clone())).unwrap();
         let second = pool.system().spawn(Signal(tx)).unwrap();
@@ -512,7 +513,7 @@ fn thread_pool_takes_tasks_queued_behind_a_run_that_does_not_return() {
         assert_eq!(
             blocker.ask(Go).wait(Duration::from_secs(30)),
             Ok(Ok(1)),
-            "round {round}"
+            "round {round}, {workers} workers"
         );
     }
 }

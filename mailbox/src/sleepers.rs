@@ -42,6 +42,12 @@
 //!   after the same fence as `has_work()`) **watches** instead: it sleeps for at most the given
 //!   time ([`Slept::Watched`]), then looks again (and takes the tasks if their owner made no
 //!   progress meanwhile: the caller's rule).
+//! * **One watcher at a time.** A worker about to sleep while another already watches sleeps
+//!   without watching (so an idle pool of many workers costs one wake-up per watch, not one
+//!   per idle worker). The watch is handed on by the searching rules: a watcher whose watch
+//!   ends searches; if it finds work, it was the last searcher (the sleepers are not
+//!   searching) and wakes a sleeper, which watches in its turn if the queue still holds
+//!   tasks; if it finds none, it watches again.
 //! * A push (or a batch moved in) that makes a local queue non-empty calls
 //!   [`Sleepers::notify_queued`]: it wakes a sleeper unless a worker searches or watches.
 //!   Going to sleep without watching and such a push are the same Dekker pair as above, so a queue never holds tasks while every other
@@ -50,7 +56,8 @@
 //!
 //! The loom models are in `tests/loom_sleepers.rs` (mutants `sleep_no_fence`, `notify_no_fence`,
 //! `searcher_no_wake` and `sleep_found_work_no_wake`; for watching, `queued_no_fence`,
-//! `queued_no_wake`, `sleep_no_watch` and `watch_keeps_wakeup`). The first found the last rule missing on one
+//! `queued_no_wake`, `sleep_no_watch` and `watch_keeps_wakeup`; for the hand-off of the one
+//! watch, `searcher_no_wake` again). The first found the last rule missing on one
 //! path: a searcher whose last look, on its way to sleep, finds work used to take it without
 //! waking anyone, so a second task queued meanwhile waited for that worker, for ever if its
 //! task blocked on the second (a handler waiting for another actor's reply).
@@ -231,7 +238,13 @@ impl Sleepers {
         let found_work = has_work();
         let mut slept = Slept::FoundWork;
         if !found_work && !self.stopping.load(Ordering::SeqCst) {
-            if !crate::sync::mutant("sleep_no_watch") && must_watch() {
+            // One watcher at a time: with one already watching (it changes only under this
+            // lock), this worker sleeps. When that watcher stops watching, it searches, and
+            // if it then goes off with work, it was the last searcher and wakes a sleeper
+            // (this one), which watches in its turn; if it finds none, it watches again.
+            let watched = self.watching.load(Ordering::Relaxed) > 0
+                && !crate::sync::mutant("every_idle_worker_watches");
+            if !crate::sync::mutant("sleep_no_watch") && !watched && must_watch() {
                 self.watching.fetch_add(1, Ordering::Relaxed);
                 sleep = self.watch(sleep, watch_for);
                 self.watching.fetch_sub(1, Ordering::Relaxed);

@@ -8,8 +8,8 @@
 //! Mutants that must fail here: `sleep_no_fence` and `notify_no_fence` (either side of the
 //! Dekker pair loses its fence), `searcher_no_wake` and `sleep_found_work_no_wake` (the last
 //! searcher to find work does not wake a sleeper for the rest), and for watching
-//! `queued_no_fence`, `queued_no_wake`, `sleep_no_watch` and `watch_keeps_wakeup` (see the last
-//! model).
+//! `queued_no_fence`, `queued_no_wake`, `sleep_no_watch` and `watch_keeps_wakeup` (see the
+//! watching models), and `searcher_no_wake` again for the hand-off of the one watch.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_sleepers`
 #![cfg(loom)]
@@ -135,3 +135,83 @@ fn a_task_queued_behind_a_run_that_does_not_return_is_watched_and_taken() {
 
 /// Any watch time: under loom a watch ends at once.
 const WATCH: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Three workers: the owner's run does not return, with a task in its local queue that the
+/// others may not take yet, and it has also scheduled a task on the shared queue that blocks
+/// until the local one has run (a handler waiting for the reply of an actor queued behind the
+/// stuck run). Only one idle worker watches at a time: a worker that finds the other watching
+/// sleeps. If the watcher then takes the shared task (and blocks in it), it must hand the
+/// watch on: as the last searcher to find work, it wakes the sleeper, which watches and takes
+/// the local task. If nobody watches while the shared task blocks, loom reports a deadlock.
+///
+/// Mutant that must fail here: `searcher_no_wake` (the hand-off). (`every_idle_worker_watches`
+/// turns the one-watcher rule off: it costs wake-ups, not correctness, so no model rejects it.)
+#[test]
+fn one_watcher_at_a_time_hands_the_watch_on() {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::sync::Arc;
+    use std::cell::Cell;
+
+    use loom_tasks::Pool as _;
+
+    /// A worker of the model, as the pool's loop: the shared queue, then the owner's local
+    /// queue once two of its own watches ended with the owner still stuck (the pool's
+    /// "finished no run for a watch" rule); with nothing to take, `idle` as the pool's: search,
+    /// then sleep or watch, and search again after a watch.
+    fn worker(pool: &Pool, local: &AtomicUsize) {
+        let watches = Cell::new(0);
+        let may_take_local = || watches.get() >= 2 && local.load(Ordering::Acquire) > 0;
+        let has_work = || pool.queue.has_work() || may_take_local();
+        loop {
+            if pool.sleepers.is_stopping() {
+                return;
+            }
+            if pool.queue.take() || (may_take_local() && local.swap(0, Ordering::AcqRel) == 1) {
+                pool.tasks.run(|| pool.sleepers.stop());
+                continue;
+            }
+            pool.sleepers.start_searching();
+            loop {
+                if has_work() {
+                    pool.sleepers.stop_searching_with_work();
+                    break;
+                }
+                match pool.sleepers.sleep_or_watch(
+                    has_work,
+                    || local.load(Ordering::Acquire) > 0,
+                    WATCH,
+                ) {
+                    Slept::Watched => {
+                        watches.set(watches.get() + 1);
+                        pool.sleepers.start_searching();
+                    }
+                    Slept::FoundWork | Slept::Woken => break,
+                }
+            }
+        }
+    }
+
+    loom::model(|| {
+        let pool = Arc::new(Pool::new(2));
+        let local = Arc::new(AtomicUsize::new(0));
+        let owner = {
+            let (pool, local) = (pool.clone(), local.clone());
+            loom::thread::spawn(move || {
+                // Displaced onto its empty local queue (a short backlog: it only makes sure
+                // that someone watches)...
+                local.store(1, Ordering::Release);
+                pool.sleepers.notify_queued();
+                // ...and a task for the shared queue; then the run never returns.
+                pool.schedule();
+            })
+        };
+        let other = {
+            let (pool, local) = (pool.clone(), local.clone());
+            loom::thread::spawn(move || worker(&pool, &local))
+        };
+        worker(&pool, &local);
+        other.join().unwrap();
+        owner.join().unwrap();
+        assert_eq!(pool.tasks.ran(), 2);
+    });
+}

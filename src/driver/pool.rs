@@ -49,9 +49,9 @@
 //! rest (tokio's rule). No task is left in a queue with every other worker asleep and not
 //! watching (a batch moved into a local queue is announced as a push is): the protocol, its
 //! argument and its loom models are the mailbox crate's [`Sleepers`](crate::mailbox::Sleepers).
-//! Every idle worker that sees a queue it may not take from watches it; on many cores that is
-//! a wake-up per idle worker per millisecond at most, while one worker is busy with a backlog
-//! of fine-grained runs.
+//! One idle worker watches at a time (the others sleep), so a backlog of fine-grained runs on
+//! one worker costs the rest of the pool one wake-up per watch, however many cores it has;
+//! the watch is handed on when its watcher finds other work (`Sleepers`' one-watcher rule).
 
 use std::cell::Cell;
 use std::ptr;
