@@ -211,6 +211,10 @@ fn main() -> ExitCode {
         .or_else(|| full.then(|| PathBuf::from(env!("CARGO_MANIFEST_DIR"))));
     match out {
         Some(dir) => {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("creating {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
             let md_path = dir.join("results.md");
             let svg_path = dir.join("results.svg");
             if let Err(e) = std::fs::write(&md_path, &md) {
