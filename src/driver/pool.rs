@@ -459,9 +459,10 @@ impl Schedule for Scheduler {
 /// long does not hold up the actors queued behind it for more than a millisecond or two, and
 /// one that blocks on a [`Reply`](crate::Reply) not at all. (The one actor in its worker's LIFO
 /// slot, the next to run there, waits for the run in front of it whatever it does, as in
-/// tokio, unless that run blocks on a [`Reply`](crate::Reply).) (The module docs of `driver/pool.rs` give the rule and its reasons;
-/// [`ThreadPoolBuilder::migration_cost`] sets the backlog that is worth moving, and
-/// [`ThreadPool::builder`] the workers' names, stack size and start and stop hooks.)
+/// tokio, unless that run blocks on a [`Reply`](crate::Reply).) The module docs of
+/// `driver/pool.rs` give the rule and its reasons; [`ThreadPoolBuilder::migration_cost`] sets
+/// the backlog that is worth moving, and [`ThreadPool::builder`] the workers' names, stack
+/// size and start and stop hooks.
 ///
 /// ```
 /// use std::time::Duration;
@@ -567,11 +568,8 @@ impl ThreadPool {
                 worker(&shared, &system, &local, i);
                 hooks.run(hooks.on_stop.as_deref(), i);
             });
-            match spawned {
-                Ok(handle) => pool.workers.push(handle),
-                // The pool's drop stops (and joins) the workers already started.
-                Err(e) => return Err(e),
-            }
+            // On an error, the pool's drop stops (and joins) the workers already started.
+            pool.workers.push(spawned?);
         }
         Ok(pool)
     }
