@@ -80,7 +80,9 @@ impl Cell {
     }
 }
 
-/// The runtime's `Runnable`: the token, and the cell, borrowed or owned.
+/// The runtime's `Runnable`: the token, and the cell, borrowed or owned. (The loom `Arc` here
+/// only keeps the model's memory valid; the runtime's references are `Cell::refs`, and a use
+/// after their last release is caught through `Cell::memory` whatever the `Arc` holds.)
 struct Runnable {
     cell: Arc<Cell>,
     token: RunToken,

@@ -564,9 +564,9 @@ impl ThreadPool {
                 builder = builder.stack_size(bytes);
             }
             let spawned = builder.spawn(move || {
-                hooks.run(hooks.on_start.as_deref(), i);
+                run_hook(hooks.on_start.as_ref(), i);
                 worker(&shared, &system, &local, i);
-                hooks.run(hooks.on_stop.as_deref(), i);
+                run_hook(hooks.on_stop.as_ref(), i);
             });
             // On an error, the pool's drop stops (and joins) the workers already started.
             pool.workers.push(spawned?);
@@ -609,14 +609,12 @@ struct Hooks {
     on_stop: Option<Hook>,
 }
 
-impl Hooks {
-    /// Runs `hook` (if any) for worker `i`. A panic in it is caught: the panic hook has
-    /// reported it, and the worker goes on (a pool with a worker short would be a silent loss
-    /// of capacity, or of every worker).
-    fn run(&self, hook: Option<&(dyn Fn(usize) + Send + Sync)>, i: usize) {
-        if let Some(hook) = hook {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(i)));
-        }
+/// Runs `hook` (if any) for worker `i`. A panic in it is caught: the panic hook has reported
+/// it, and the worker goes on (a pool with a worker short would be a silent loss of capacity,
+/// or of every worker).
+fn run_hook(hook: Option<&Hook>, i: usize) {
+    if let Some(hook) = hook {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(i)));
     }
 }
 
