@@ -11,7 +11,12 @@
 //!
 //! * While a worker is **searching**, a schedule wakes nobody: the searcher will find the
 //!   task. A burst of schedules costs no wake-up at all while someone searches, and at most
-//!   one while nobody does (`idle` counts sleepers nobody is waking yet).
+//!   one while nobody does.
+//! * **A woken worker counts as searching** from the moment its wake-up is handed out (the
+//!   waker counts it, under the lock), not from when the OS gets round to running it. So the
+//!   rest of a burst wakes nobody else, and the wake-ups spread one at a time (next rule)
+//!   instead of every sleeper at once: at most one wake-up is ever outstanding. The woken
+//!   worker returns from its sleep searching ([`Slept::Woken`]).
 //! * A searcher that finds work and was the **last** one searching wakes a sleeper for the
 //!   rest: the schedules it made skip their wake-ups may have queued more than it takes.
 //!   This holds whether it finds the work while looking or in its last look before sleeping.
@@ -55,7 +60,8 @@
 //!   watches), or the push sees the sleeper (and wakes it).
 //!
 //! The loom models are in `tests/loom_sleepers.rs` (mutants `sleep_no_fence`, `notify_no_fence`,
-//! `searcher_no_wake` and `sleep_found_work_no_wake`; for watching, `queued_no_fence`,
+//! `searcher_no_wake` and `sleep_found_work_no_wake`; `woken_not_searching` for the burst rule,
+//! whose "one wake-up outstanding" the models assert under the lock; for watching, `queued_no_fence`,
 //! `queued_no_wake`, `sleep_no_watch` and `watch_keeps_wakeup`; for the hand-off of the one
 //! watch, `searcher_no_wake` again). The first found the last rule missing on one
 //! path: a searcher whose last look, on its way to sleep, finds work used to take it without
@@ -76,16 +82,18 @@ struct SleepCount {
     notified: usize,
 }
 
-/// How [`Sleepers::sleep_or_watch`] returned.
+/// How [`Sleepers::sleep_or_watch`] returned, and whether the caller is searching now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slept {
-    /// It did not sleep: its last look found work, or the pool is stopping.
+    /// It did not sleep: its last look found work, or the pool is stopping. The caller is no
+    /// longer searching.
     FoundWork,
-    /// It slept, and a schedule (or the pool's stop) woke it.
+    /// It slept, and a schedule (or the pool's stop) woke it. The caller is **searching**
+    /// (its waker counted it): it looks for work, and ends the search as any searcher does,
+    /// with [`stop_searching_with_work`](Sleepers::stop_searching_with_work) or another sleep.
     Woken,
-    /// It watched another worker's queue, and the time ran out (or it was woken early): the
-    /// caller looks at that queue again, searching once more
-    /// ([`start_searching`](Sleepers::start_searching) first).
+    /// It watched another worker's queue, and the time ran out (or it was woken early). The
+    /// caller is **searching**, as after [`Woken`](Self::Woken): it looks at that queue again.
     Watched,
 }
 
@@ -94,7 +102,7 @@ pub enum Slept {
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
-/// use airssys_rt_mailbox::Sleepers;
+/// use airssys_rt_mailbox::{Sleepers, Slept};
 ///
 /// let sleepers = Arc::new(Sleepers::new());
 /// let tasks = Arc::new(AtomicUsize::new(0)); // a queue of interchangeable tasks
@@ -106,10 +114,15 @@ pub enum Slept {
 ///             return; // ran the task
 ///         }
 ///         sleepers.start_searching();
-///         if tasks.load(Ordering::Acquire) > 0 {
-///             sleepers.stop_searching_with_work();
-///         } else {
-///             sleepers.sleep_unless(|| tasks.load(Ordering::Acquire) > 0);
+///         loop {
+///             if tasks.load(Ordering::Acquire) > 0 {
+///                 sleepers.stop_searching_with_work();
+///                 break;
+///             }
+///             // Woken: searching again (its waker counted it), so look again.
+///             if sleepers.sleep_unless(|| tasks.load(Ordering::Acquire) > 0) != Slept::Woken {
+///                 break;
+///             }
 ///         }
 ///     })
 /// };
@@ -153,16 +166,15 @@ impl Sleepers {
     }
 
     /// Call after pushing a task to the shared queue: wakes a sleeper unless a worker is
-    /// searching (it will find the task) or every sleeper is already being woken.
+    /// searching (it will find the task; a worker woken and not yet running counts) or nobody
+    /// sleeps. Returns whether it woke one.
     #[inline]
-    pub fn notify_pushed(&self) {
+    pub fn notify_pushed(&self) -> bool {
         // Dekker with `sleep_unless`: the push, then the look at searchers and sleepers.
         if !crate::sync::mutant("notify_no_fence") {
             fence(Ordering::SeqCst);
         }
-        if self.searching.load(Ordering::Relaxed) == 0 {
-            self.wake_one();
-        }
+        self.searching.load(Ordering::Relaxed) == 0 && self.wake_one()
     }
 
     /// Call after a push that made a worker's local queue non-empty, when the push itself
@@ -207,9 +219,10 @@ impl Sleepers {
 
     /// Sleeps until a schedule wakes the calling worker, unless `has_work()` (looked at after
     /// publishing this worker as a sleeper) or the pool is stopping. The caller is searching
-    /// ([`start_searching`](Self::start_searching)); this call ends that.
-    pub fn sleep_unless(&self, has_work: impl Fn() -> bool) {
-        self.sleep_or_watch(has_work, || false, Duration::ZERO);
+    /// ([`start_searching`](Self::start_searching)); this call ends that, and if it returns
+    /// [`Slept::Woken`] the caller is searching again (see [`Slept`]).
+    pub fn sleep_unless(&self, has_work: impl Fn() -> bool) -> Slept {
+        self.sleep_or_watch(has_work, || false, Duration::ZERO)
     }
 
     /// [`sleep_unless`](Self::sleep_unless), except that if `must_watch()` (another worker's
@@ -251,8 +264,12 @@ impl Sleepers {
                 slept = Slept::Watched;
                 if sleep.notified > 0 && !crate::sync::mutant("watch_keeps_wakeup") {
                     // Woken meanwhile: take the wake-up (it was meant for a sleeper, and this
-                    // worker looks again now). Left, it would outlive the sleepers it counts.
-                    sleep.notified -= 1;
+                    // worker looks again now), and with it the search its waker counted.
+                    // Left, it would outlive the sleepers it counts.
+                    self.take_wakeup(&mut sleep);
+                } else {
+                    // The watch ran out: this worker searches again.
+                    self.start_searching();
                 }
             } else {
                 slept = Slept::Woken;
@@ -262,10 +279,12 @@ impl Sleepers {
                         .wait(sleep)
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if sleep.notified > 0 {
-                        sleep.notified -= 1;
+                        self.take_wakeup(&mut sleep);
                         break;
                     }
                     if self.stopping.load(Ordering::SeqCst) {
+                        // Woken by the stop, which counted nobody: `Woken` means searching.
+                        self.start_searching();
                         break;
                     }
                 }
@@ -321,26 +340,50 @@ impl Sleepers {
         self.lock()
     }
 
-    /// Wakes one sleeper that nobody is waking yet, if there is one.
-    fn wake_one(&self) {
-        if self.idle.load(Ordering::Relaxed) > 0 {
-            self.wake_one_locked(self.lock());
+    /// A sleeper takes the wake-up handed to it. It is searching from here on: its waker
+    /// counted it (or, under the `woken_not_searching` mutant, it counts itself only now).
+    fn take_wakeup(&self, sleep: &mut SleepCount) {
+        sleep.notified -= 1;
+        if crate::sync::mutant("woken_not_searching") {
+            self.start_searching();
         }
     }
 
+    /// Wakes one sleeper that nobody is waking yet, if there is one. Returns whether it did.
+    fn wake_one(&self) -> bool {
+        self.idle.load(Ordering::Relaxed) > 0 && self.wake_one_locked(self.lock())
+    }
+
     /// [`wake_one`](Self::wake_one) under the lock: hands a wake-up to a sleeper that nobody is
-    /// waking yet, if there is one, and publishes `idle`.
-    fn wake_one_locked(&self, mut sleep: MutexGuard<'_, SleepCount>) {
-        let wake = sleep.sleepers > sleep.notified;
+    /// waking yet, if there is one and no worker searches, and publishes `idle`. The woken
+    /// worker counts as searching from here on (the module docs' burst rule), so at most one
+    /// wake-up is outstanding at any time.
+    fn wake_one_locked(&self, mut sleep: MutexGuard<'_, SleepCount>) -> bool {
+        // Looked at again under the lock: a worker that another waker woke meanwhile counts as
+        // searching, and it will find the work this wake-up is for (searching workers, woken
+        // or not, end their search with a look at the queues, as in the module docs).
+        let searching = self.searching.load(Ordering::Relaxed) > 0
+            && !crate::sync::mutant("woken_not_searching");
+        let wake = sleep.sleepers > sleep.notified && !searching;
         if wake {
             sleep.notified += 1;
+            if !crate::sync::mutant("woken_not_searching") {
+                self.start_searching();
+            }
         }
+        // The burst rule's promise, checked in model runs.
+        #[cfg(loom)]
+        assert!(
+            sleep.notified <= 1,
+            "a second wake-up handed out while the first woken worker has not looked yet"
+        );
         self.idle
             .store(sleep.sleepers - sleep.notified, Ordering::Relaxed);
         drop(sleep);
         if wake {
             self.ready.notify_one();
         }
+        wake
     }
 
     /// Stops the pool: wakes every sleeper, and no worker sleeps from now on.
@@ -349,6 +392,12 @@ impl Sleepers {
         // Under the lock: a worker between its look at `stopping` and its wait cannot miss it.
         drop(self.lock());
         self.ready.notify_all();
+    }
+
+    /// Workers asleep (or watching) that no wake-up is on its way to yet: a snapshot, for
+    /// metrics and tests.
+    pub fn asleep(&self) -> usize {
+        self.idle.load(Ordering::Relaxed)
     }
 
     /// Whether [`stop`](Self::stop) was called.

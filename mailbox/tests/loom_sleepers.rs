@@ -9,7 +9,10 @@
 //! Dekker pair loses its fence), `searcher_no_wake` and `sleep_found_work_no_wake` (the last
 //! searcher to find work does not wake a sleeper for the rest), and for watching
 //! `queued_no_fence`, `queued_no_wake`, `sleep_no_watch` and `watch_keeps_wakeup` (see the
-//! watching models), and `searcher_no_wake` again for the hand-off of the one watch.
+//! watching models), `searcher_no_wake` again for the hand-off of the one watch, and
+//! `woken_not_searching` (a woken worker is not counted as searching until it runs, so a burst
+//! of schedules wakes every sleeper: `Sleepers` asserts under loom that at most one wake-up is
+//! outstanding).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p airssys-rt-mailbox --release --test loom_sleepers`
 #![cfg(loom)]
@@ -41,7 +44,9 @@ impl loom_tasks::Pool for Pool {
     }
 
     /// The pool's worker loop, with one look while searching (the pool makes [`SPINS`] of
-    /// them; more looks only add interleavings in which the worker finds the task).
+    /// them; more looks only add interleavings in which the worker finds the task). A worker
+    /// woken from its sleep is searching (its waker counted it): it looks again, and ends that
+    /// search as any searcher does.
     fn worker(&self) {
         loop {
             if self.sleepers.is_stopping() {
@@ -52,10 +57,14 @@ impl loom_tasks::Pool for Pool {
                 continue;
             }
             self.sleepers.start_searching();
-            if self.queue.has_work() {
-                self.sleepers.stop_searching_with_work();
-            } else {
-                self.sleepers.sleep_unless(|| self.queue.has_work());
+            loop {
+                if self.queue.has_work() {
+                    self.sleepers.stop_searching_with_work();
+                    break;
+                }
+                if self.sleepers.sleep_unless(|| self.queue.has_work()) != Slept::Woken {
+                    break;
+                }
             }
         }
     }
@@ -73,7 +82,9 @@ fn a_schedule_racing_with_sleep_wakes_the_worker() {
 
 /// Two workers, two tasks, the first blocked until the second runs: schedules skip their
 /// wake-ups while a worker searches, so the searcher that finds work must wake the other
-/// worker for the second task.
+/// worker for the second task. With both workers asleep before the schedules, the second
+/// schedule must see the first one's woken worker as searching and wake nobody (the burst
+/// rule; `woken_not_searching` fails here).
 #[test]
 fn a_searcher_that_finds_work_wakes_a_sleeper_for_the_rest() {
     run_model::<Pool>(2, 2);
@@ -116,17 +127,20 @@ fn a_task_queued_behind_a_run_that_does_not_return_is_watched_and_taken() {
         // The other worker: nothing in the shared queue; the owner's queue may be taken only
         // once a watch of it ended with the owner still in its run.
         let mut watches = 0;
+        sleepers.start_searching();
         loop {
-            sleepers.start_searching();
             match sleepers.sleep_or_watch(|| false, || local.load(Ordering::Acquire) > 0, WATCH) {
+                // Searching again after either.
                 Slept::Watched => {
                     watches += 1;
                     if watches == 2 {
                         assert_eq!(local.swap(0, Ordering::AcqRel), 1, "watched an empty queue");
+                        sleepers.stop_searching_with_work();
                         break;
                     }
                 }
-                Slept::Woken | Slept::FoundWork => {}
+                Slept::Woken => {}
+                Slept::FoundWork => sleepers.start_searching(),
             }
         }
         owner.join().unwrap();
@@ -157,7 +171,7 @@ fn one_watcher_at_a_time_hands_the_watch_on() {
     /// A worker of the model, as the pool's loop: the shared queue, then the owner's local
     /// queue once two of its own watches ended with the owner still stuck (the pool's
     /// "finished no run for a watch" rule); with nothing to take, `idle` as the pool's: search,
-    /// then sleep or watch, and search again after a watch.
+    /// then sleep or watch, and search again after a watch or a wake-up.
     fn worker(pool: &Pool, local: &AtomicUsize) {
         let watches = Cell::new(0);
         let may_take_local = || watches.get() >= 2 && local.load(Ordering::Acquire) > 0;
@@ -181,11 +195,10 @@ fn one_watcher_at_a_time_hands_the_watch_on() {
                     || local.load(Ordering::Acquire) > 0,
                     WATCH,
                 ) {
-                    Slept::Watched => {
-                        watches.set(watches.get() + 1);
-                        pool.sleepers.start_searching();
-                    }
-                    Slept::FoundWork | Slept::Woken => break,
+                    // Searching again after either.
+                    Slept::Watched => watches.set(watches.get() + 1),
+                    Slept::Woken => {}
+                    Slept::FoundWork => break,
                 }
             }
         }

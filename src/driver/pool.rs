@@ -41,12 +41,12 @@
 //! return is taken within about two milliseconds at worst, and within about 100 µs if the
 //! watcher has just started watching. While it looks it
 //! counts as *searching*, and a schedule wakes no one while some worker searches (it will find
-//! the task); otherwise a schedule wakes a sleeper only if one is asleep and not already being
-//! woken, so a burst of schedules wakes each sleeper at most once (with two workers: one
-//! wake-up). A push onto an empty local queue that no
-//! one may take yet wakes a sleeper only if nobody searches or watches (so that somebody
-//! watches). A searcher that finds work and was the last one searching wakes a sleeper for the
-//! rest (tokio's rule). No task is left in a queue with every other worker asleep and not
+//! the task); otherwise a schedule wakes a sleeper if one is asleep. A woken worker counts as
+//! searching from the moment its wake-up is handed out, so a burst of schedules wakes one
+//! sleeper, not all of them: the rest are woken one at a time, each by the previous one when it
+//! finds work (a searcher that finds work and was the last one searching wakes a sleeper for
+//! the rest: tokio's rules). A push onto an empty local queue that no one may take yet wakes a
+//! sleeper only if nobody searches or watches (so that somebody watches). No task is left in a queue with every other worker asleep and not
 //! watching (a batch moved into a local queue is announced as a push is): the protocol, its
 //! argument and its loom models are the mailbox crate's [`Sleepers`](crate::mailbox::Sleepers).
 //! One idle worker watches at a time (the others sleep), so a backlog of fine-grained runs on
@@ -362,26 +362,36 @@ impl Shared {
         let has_work = || self.has_work(me, seen);
         let mut watch = WATCH;
         self.sleepers.start_searching();
-        for _ in 0..SPINS {
-            if has_work() || self.sleepers.is_stopping() {
-                break;
-            }
-            thread::yield_now();
-        }
+        let mut spin = true;
         loop {
+            if spin {
+                for _ in 0..SPINS {
+                    if has_work() || self.sleepers.is_stopping() {
+                        break;
+                    }
+                    thread::yield_now();
+                }
+            }
             if has_work() {
+                // As the last searcher, this wakes a sleeper for whatever it does not take:
+                // after a burst, the wake-ups spread one worker at a time.
                 self.sleepers.stop_searching_with_work();
                 return;
             }
+            // Woken or back from a watch, this worker is searching again (`Slept`).
             match self
                 .sleepers
                 .sleep_or_watch(has_work, || self.queued_elsewhere(me), watch)
             {
                 Slept::Watched => {
                     watch = (watch * 2).min(WATCH_MAX);
-                    self.sleepers.start_searching();
+                    spin = false;
                 }
-                Slept::FoundWork | Slept::Woken => return,
+                Slept::Woken => {
+                    watch = WATCH;
+                    spin = true;
+                }
+                Slept::FoundWork => return,
             }
         }
     }
