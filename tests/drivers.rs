@@ -220,19 +220,27 @@ fn thread_pool() {
 
 /// The same program on a pool that takes whatever another worker has queued (a migration cost
 /// of zero, tokio's rule), and on one that never finds a backlog worth moving (an idle worker
-/// then takes another's queue only when it is blocked or stuck in one run).
+/// then takes another's queue only when it is blocked or stuck in one run), each with idle
+/// workers that look again before sleeping (the default) and with ones that sleep at once
+/// (every next task then needs a wake-up).
 #[test]
 fn thread_pool_with_either_stealing_rule() {
-    for cost in [Duration::ZERO, Duration::from_secs(3600)] {
+    for (cost, spins) in [
+        (Duration::ZERO, 64),
+        (Duration::from_secs(3600), 64),
+        (Duration::ZERO, 0),
+        (Duration::from_secs(3600), 0),
+    ] {
         let pool = airssys_rt::ThreadPool::builder()
             .threads(3)
             .migration_cost(cost)
+            .idle_spins(spins)
             .build()
             .unwrap();
         assert_eq!(
             program(pool.system(), &wait_threads),
             expected(),
-            "migration cost {cost:?}"
+            "migration cost {cost:?}, {spins} idle spins"
         );
     }
 }
