@@ -18,6 +18,9 @@
 //!   actor: spawn, send, run, stop.
 //! * `ring/*`: the Savina thread ring: [`RING`] actors in a ring pass a token for
 //!   [`RING_HOPS`] hops, same thread and on 2 workers.
+//! * `ask_from_outside`: the bench thread asks an actor on 2 workers and blocks for each
+//!   reply, with the pool's default idle spins and with `idle_spins(0)`, vs `block_on` of a
+//!   request to a tokio task on a 2-worker runtime (see [`ask_from_outside`]).
 //! * Before the timings, the memory of [`IDLE`] idle actors (no user state) vs as many idle
 //!   tokio tasks each waiting on an mpsc receiver: heap bytes counted by this file's global
 //!   allocator, and the RSS delta from `/proc/self/statm`.
@@ -905,6 +908,71 @@ fn memory(_c: &mut Criterion) {
     black_box((actors, senders));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Ask from outside the pool
+// ---------------------------------------------------------------------------------------------
+
+/// Answers `n` with `n + 1`.
+struct Echo;
+
+impl Actor for Echo {}
+
+impl Handler<u64> for Echo {
+    type Reply = u64;
+    fn handle(&mut self, n: u64, _: &mut Ctx<Self>) -> u64 {
+        n + 1
+    }
+}
+
+/// The bench thread (outside the pool) asks an actor on 2 workers and blocks for the reply,
+/// one request at a time: the latency a service thread sees. With the default idle spins the
+/// worker that answered is still looking for work when the next request comes; with
+/// `idle_spins(0)` it has gone to sleep and every request pays a wake-up. The tokio baseline:
+/// `block_on` of a request over an mpsc channel to a task on a 2-worker runtime, answered on
+/// a oneshot.
+fn ask_from_outside(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ask_from_outside");
+    g.throughput(Throughput::Elements(1));
+    for (name, spins) in [
+        ("airssys_pool", None),
+        ("airssys_pool_idle_spins_0", Some(0)),
+    ] {
+        let mut builder = ThreadPool::builder().threads(2);
+        if let Some(spins) = spins {
+            builder = builder.idle_spins(spins);
+        }
+        let pool = builder.build().expect("pool");
+        let echo = pool.system().spawn(Echo).expect("spawn");
+        let mut n = 0u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let reply = echo.ask_timeout(n, WAIT).expect("ask");
+                assert_eq!(reply, n + 1, "a wrong reply");
+                n += 1;
+            });
+        });
+    }
+
+    let rt = two_workers();
+    let (tx, mut rx) = tmpsc::unbounded_channel::<(u64, tokio::sync::oneshot::Sender<u64>)>();
+    rt.spawn(async move {
+        while let Some((n, reply)) = rx.recv().await {
+            let _ = reply.send(n + 1);
+        }
+    });
+    let mut n = 0u64;
+    g.bench_function("tokio_multi_thread", |b| {
+        b.iter(|| {
+            let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+            tx.send((n, reply_tx)).expect("the echo task is running");
+            let reply = rt.block_on(reply_rx).expect("a reply");
+            assert_eq!(reply, n + 1, "a wrong reply");
+            n += 1;
+        });
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -915,6 +983,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = memory, ping_pong, fan_in, spawn, ring
+    targets = memory, ping_pong, fan_in, spawn, ring, ask_from_outside
 }
 criterion_main!(benches);
