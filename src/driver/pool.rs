@@ -34,7 +34,8 @@
 //! clients) so stays on one core instead of moving its lines between two on every message:
 //! on the comparison harness, that halved chameneos' time per meeting.
 //!
-//! A worker with nothing to do looks again for a little while ([`SPINS`] yields), then sleeps
+//! A worker with nothing to do looks again for a little while ([`SPINS`] yields by default,
+//! [`ThreadPoolBuilder::idle_spins`]), then sleeps
 //! on a condition variable. If another worker's queue holds tasks it may not take yet, it
 //! **watches** instead: it sleeps for at most [`WATCH`] and looks again (each further watch in
 //! a row twice as long, up to [`WATCH_MAX`]), so a task queued behind a run that does not
@@ -46,9 +47,10 @@
 //! sleeper, not all of them: the rest are woken one at a time, each by the previous one when it
 //! finds work (a searcher that finds work and was the last one searching wakes a sleeper for
 //! the rest: tokio's rules). A push onto an empty local queue that no one may take yet wakes a
-//! sleeper only if nobody searches or watches (so that somebody watches). No task is left in a queue with every other worker asleep and not
-//! watching (a batch moved into a local queue is announced as a push is): the protocol, its
-//! argument and its loom models are the mailbox crate's [`Sleepers`](crate::mailbox::Sleepers).
+//! sleeper only if nobody searches or watches (so that somebody watches). No task is left in
+//! a queue with every other worker asleep and not watching (a batch moved into a local queue
+//! is announced as a push is): the protocol, its argument and its loom models are the
+//! mailbox crate's [`Sleepers`](crate::mailbox::Sleepers).
 //! One idle worker watches at a time (the others sleep), so a backlog of fine-grained runs on
 //! one worker costs the rest of the pool one wake-up per watch, however many cores it has;
 //! the watch is handed on when its watcher finds other work (`Sleepers`' one-watcher rule).
@@ -702,11 +704,12 @@ impl ThreadPoolBuilder {
     ///
     /// Looking again catches the next task without a wake-up: an `ask` from a thread outside
     /// the pool, one after another, took 2.8 µs a round trip with the default and 13.7 µs
-    /// with `0` (2 cores; `cargo bench --bench actors -- ask_from_outside`). But on a machine with more runnable threads than
-    /// cores, each yield hands the core to another thread and takes it back, and fewer spins
-    /// leave those threads alone: with `0`, spawning from a thread outside the pool and a
-    /// one-producer fan-in ran about 15% faster and Savina big about 8% (A/B runs of the
-    /// comparison harness, 2 cores, 2 workers and the producing threads).
+    /// with `0` (2 cores; `cargo bench --bench actors -- ask_from_outside`). But on a machine
+    /// with more runnable threads than cores, each yield hands the core to another thread and
+    /// takes it back, and fewer spins leave those threads alone: with `0`, spawning from a
+    /// thread outside the pool and a one-producer fan-in ran about 15% faster and Savina big
+    /// about 8% (A/B runs of the comparison harness, 2 cores, 2 workers and the producing
+    /// threads).
     pub fn idle_spins(mut self, spins: u32) -> Self {
         self.idle_spins = spins;
         self
