@@ -400,6 +400,12 @@ impl Sleepers {
         self.idle.load(Ordering::Relaxed)
     }
 
+    /// Workers searching now (including woken ones that have not looked yet): a snapshot, for
+    /// metrics and tests.
+    pub fn searching(&self) -> usize {
+        self.searching.load(Ordering::Relaxed)
+    }
+
     /// Whether [`stop`](Self::stop) was called.
     #[inline]
     pub fn is_stopping(&self) -> bool {

@@ -4,7 +4,6 @@
 //! (`loom_sleepers.rs`); this checks the counts a pool sees, deterministically: each woken
 //! worker holds its search open until the test lets it go.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -15,17 +14,21 @@ use airssys_rt_mailbox::{Sleepers, Slept};
 fn a_burst_of_schedules_wakes_one_sleeper_and_each_woken_worker_wakes_the_next() {
     const WORKERS: usize = 3;
     let sleepers = Arc::new(Sleepers::new());
-    let queued = Arc::new(AtomicBool::new(false));
     let (woken_tx, woken_rx) = mpsc::channel();
     let mut releases = Vec::new();
     let mut handles = Vec::new();
     for i in 0..WORKERS {
-        let (sleepers, queued, woken_tx) = (sleepers.clone(), queued.clone(), woken_tx.clone());
+        let (sleepers, woken_tx) = (sleepers.clone(), woken_tx.clone());
         let (release_tx, release_rx) = mpsc::channel::<()>();
         releases.push(release_tx);
         handles.push(thread::spawn(move || {
             sleepers.start_searching();
-            let slept = sleepers.sleep_unless(|| queued.load(Ordering::Acquire));
+            // The last look before sleeping finds nothing: the test's schedules stand for
+            // tasks but queue none, so a worker leaves its sleep only by a wake-up, and the
+            // counts below are the protocol's alone. (Were the look to see the first
+            // schedule's task, a worker still on its way to sleep would take it and, as the
+            // last searcher, wake another: correct, but not the count this test pins down.)
+            let slept = sleepers.sleep_unless(|| false);
             woken_tx.send((i, slept)).unwrap();
             if slept == Slept::Woken {
                 // Searching (its waker counted it) until the test lets it find its work.
@@ -34,12 +37,13 @@ fn a_burst_of_schedules_wakes_one_sleeper_and_each_woken_worker_wakes_the_next()
             }
         }));
     }
-    while sleepers.asleep() < WORKERS {
+    // All asleep: each publishes itself as a sleeper, then stops searching, under the lock it
+    // holds until it waits (so a wake-up cannot come before its wait).
+    while sleepers.asleep() < WORKERS || sleepers.searching() > 0 {
         thread::yield_now();
     }
 
     // The burst: the first schedule wakes a sleeper; the rest see it searching.
-    queued.store(true, Ordering::Release);
     assert!(
         sleepers.notify_pushed(),
         "the first schedule wakes a sleeper"
