@@ -422,8 +422,8 @@ impl Default for Sleepers {
 impl fmt::Debug for Sleepers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sleepers")
-            .field("searching", &self.searching.load(Ordering::Relaxed))
-            .field("idle", &self.idle.load(Ordering::Relaxed))
+            .field("searching", &self.searching())
+            .field("idle", &self.asleep())
             .field("watching", &self.watching.load(Ordering::Relaxed))
             .field("stopping", &self.is_stopping())
             .finish()
