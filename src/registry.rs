@@ -106,6 +106,14 @@ pub enum RegisterError {
         /// The actor that has it.
         holder: ActorId,
     },
+    /// The actor already has a name: an actor has at most one, as an Erlang process does
+    /// (`register/2` fails with `badarg`). Unregister it first to rename the actor.
+    AlreadyNamed {
+        /// The actor.
+        actor: ActorId,
+        /// The name it has.
+        name: Arc<str>,
+    },
     /// The actor to name is not alive.
     NotAlive(ActorId),
 }
@@ -115,6 +123,9 @@ impl std::fmt::Display for RegisterError {
         match self {
             RegisterError::Taken { name, holder } => {
                 write!(f, "name {name:?} is already registered to {holder}")
+            }
+            RegisterError::AlreadyNamed { actor, name } => {
+                write!(f, "actor {actor} is already registered as {name:?}")
             }
             RegisterError::NotAlive(id) => write!(f, "actor {id} is not alive"),
         }
@@ -147,6 +158,15 @@ impl Names {
                     holder: holder.id(),
                 });
             }
+        }
+        if let Some((held, _)) = current
+            .iter()
+            .find(|(_, p)| p.id() == pid.id() && p.is_alive())
+        {
+            return Err(RegisterError::AlreadyNamed {
+                actor: pid.id(),
+                name: held.clone(),
+            });
         }
         if !mark(&pid, marks::NAMED) {
             return Err(RegisterError::NotAlive(pid.id()));

@@ -310,6 +310,26 @@ fn names_are_unique_and_die_with_their_actor() {
 }
 
 #[test]
+fn an_actor_has_at_most_one_name_as_in_erlang() {
+    let d = ManualDriver::new(11);
+    let sys = d.system();
+    let a = sys.spawn(Probe::new(&log())).unwrap();
+    sys.register("one", &a.pid()).unwrap();
+    assert_eq!(
+        sys.register("two", &a.pid()),
+        Err(RegisterError::AlreadyNamed {
+            actor: a.id(),
+            name: "one".into()
+        })
+    );
+    assert!(sys.whereis("two").is_none());
+    // Renaming: unregister first.
+    assert!(sys.unregister("one"));
+    sys.register("two", &a.pid()).unwrap();
+    assert_eq!(sys.whereis("two").map(|p| p.id()), Some(a.id()));
+}
+
+#[test]
 fn spawning_after_shutdown_is_refused() {
     let d = ManualDriver::new(12);
     d.system().shutdown();

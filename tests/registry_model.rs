@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use airssys_rt::{Actor, ActorId, ActorRef, ManualDriver};
+use airssys_rt::{Actor, ActorId, ActorRef, ManualDriver, RegisterError};
 use proptest::prelude::*;
 
 struct Idle;
@@ -48,12 +48,22 @@ proptest! {
                     let a = &live[i % live.len()];
                     let name = format!("n{}", i % 5);
                     let taken = names.get(&name).copied();
+                    let own = names.iter().find(|(_, id)| **id == a.id()).map(|(n, _)| n.clone());
                     match sys.register(&name, &a.pid()) {
                         Ok(()) => {
-                            prop_assert!(taken.is_none());
+                            prop_assert!(taken.is_none() && own.is_none());
                             names.insert(name, a.id());
                         }
-                        Err(_) => prop_assert!(taken.is_some()),
+                        // One name per actor, as in Erlang.
+                        Err(RegisterError::AlreadyNamed { actor, name: held }) => {
+                            prop_assert!(taken.is_none());
+                            prop_assert_eq!(actor, a.id());
+                            prop_assert_eq!(Some(held.to_string()), own);
+                        }
+                        Err(RegisterError::Taken { holder, .. }) => {
+                            prop_assert_eq!(Some(holder), taken);
+                        }
+                        Err(e) => prop_assert!(false, "unexpected {e}"),
                     }
                 }
                 _ => {}
