@@ -375,8 +375,9 @@ impl SupervisorRef {
         )
     }
 
-    /// Stops the child whose process is `pid` (the only way under simple_one_for_one; a
-    /// `pid` that has already stopped gives `Ok`, as in OTP).
+    /// Stops the child whose process is `pid`: the only way under simple_one_for_one (a `pid`
+    /// that has already stopped gives `Ok`, as in OTP). Any other supervisor knows its
+    /// children by id only and answers [`ChildError::NotFound`], as OTP does.
     pub fn terminate_child_pid(&self, pid: &Pid) -> Call<(), ChildError> {
         Call::new(
             self.actor
@@ -1200,17 +1201,9 @@ impl Supervisor {
                 self.del_child(&Key::Dynamic(k));
                 Ok(())
             }
-            msg::Target::Pid(pid) => {
-                let i = self
-                    .children
-                    .iter()
-                    .position(|c| c.pid.running() == Some(&pid))
-                    .ok_or(ChildError::NotFound)?;
-                let id = self.children[i].spec.id.clone();
-                self.terminate_at(i, me).await;
-                self.del_child(&Key::Static(id));
-                Ok(())
-            }
+            // Only a simple_one_for_one supervisor knows its children by pid: OTP's
+            // `find_child/2` looks a pid up as a child id elsewhere, and finds none.
+            msg::Target::Pid(_) => Err(ChildError::NotFound),
         }
     }
 
