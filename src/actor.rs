@@ -74,13 +74,21 @@ pub trait Actor: Send + Sized + 'static {
     /// An exit signal from a linked actor (or a [`stop`](ActorRef::stop) request) while the
     /// actor traps exits ([`Ctx::trap_exit`]). The default stops the actor with the same
     /// reason unless it is `normal`, as a gen_server does.
+    ///
+    /// As in Erlang, where the signal becomes an `{'EXIT', ..}` message, the call comes in
+    /// turn with the messages: after those that were in the mailbox when the signal arrived,
+    /// so after every message its sender sent before it. (Without trapping, an abnormal exit
+    /// signal stops the actor at once, whatever is queued.)
     fn handle_exit(&mut self, ctx: &mut Ctx<Self>, from: Option<ActorId>, reason: ExitReason) {
         if !reason.is_normal() {
             ctx.stop_with(reason);
         }
     }
 
-    /// A monitored actor stopped (or did not exist: [`ExitReason::NoProc`]).
+    /// A monitored actor stopped (or did not exist: [`ExitReason::NoProc`]). Like
+    /// [`handle_exit`](Actor::handle_exit), it comes in turn with the messages, as Erlang's
+    /// `{'DOWN', ..}` message does: a result that the actor sent before it stopped is
+    /// handled first.
     fn handle_down(
         &mut self,
         ctx: &mut Ctx<Self>,
@@ -181,6 +189,47 @@ fn deliver_tell<A: Handler<M>, M: Send + 'static>(
     None
 }
 
+/// A trapped exit signal or a down notification, once its signal has been processed: queued in
+/// the user lane behind the messages already there, as Erlang puts `{'EXIT', ..}` and
+/// `{'DOWN', ..}` in the message queue. So a message that an actor sent before it stopped
+/// reaches the receiver before the news of its stop does (signals between one pair of actors
+/// keep their order).
+enum Notice {
+    Exit {
+        from: Option<ActorId>,
+        reason: ExitReason,
+    },
+    Down {
+        monitor: MonitorRef,
+        from: ActorId,
+        reason: ExitReason,
+    },
+}
+
+fn deliver_notice<A: Actor>(actor: &mut A, ctx: &mut Ctx<A>, env: Envelope) -> Option<Pending> {
+    let Ok(letter) = env.take::<Letter<A, Notice>>() else {
+        return None;
+    };
+    match letter.payload {
+        Notice::Exit { from, reason } => actor.handle_exit(ctx, from, reason),
+        Notice::Down {
+            monitor,
+            from,
+            reason,
+        } => {
+            // A `demonitor` since the signal was processed discards it (see `Ctx::demonitor`).
+            let watched = ctx.state.rel_mut().is_some_and(|r| {
+                let pos = r.monitoring.iter().position(|m| *m == monitor);
+                pos.map(|pos| r.monitoring.swap_remove(pos)).is_some()
+            });
+            if watched {
+                actor.handle_down(ctx, monitor, from, reason);
+            }
+        }
+    }
+    None
+}
+
 fn deliver_ask<A: Handler<M>, M: Send + 'static>(
     actor: &mut A,
     ctx: &mut Ctx<A>,
@@ -223,7 +272,7 @@ fn deliver_async<A: AsyncHandler<M>, M: Send + 'static>(
     // lives in its cell's `actor` field, at a stable address inside the cell's `Arc`. The cell
     // keeps the future in `CellState::pending` and upholds what the borrow needs: it polls it
     // only from a run (exclusive), never touches the actor while the future exists (no user
-    // message is dispatched and no hook runs; signals that need the actor are deferred), and
+    // message is dispatched and no hook runs; exits and downs wait in the mailbox as notices), and
     // drops the future before the actor is taken out or dropped.
     Some(unsafe {
         core::mem::transmute::<Pin<Box<dyn Future<Output = ()> + Send + '_>>, Pending>(future)
@@ -836,7 +885,9 @@ impl System {
         self.inner.slab.get(id)
     }
 
-    /// Registers `name` for the actor at `pid`. The name is freed when the actor stops.
+    /// Registers `name` for the actor at `pid`. The name is freed when the actor stops. As in
+    /// Erlang, an actor has at most one name: a second one is
+    /// [`RegisterError::AlreadyNamed`].
     pub fn register(&self, name: &str, pid: &Pid) -> Result<(), RegisterError> {
         self.inner.names.register(name.into(), pid.clone())
     }
@@ -1038,8 +1089,6 @@ impl CellState {
 struct AwaitState {
     /// An async handler in progress (it borrows the actor).
     pending: Option<Pending>,
-    /// Signals that need the actor, kept until the pending handler completes.
-    deferred: std::collections::VecDeque<Signal>,
     /// The waker handed to async handlers (made once).
     waker: Option<Waker>,
 }
@@ -1225,23 +1274,24 @@ impl<A: Actor> Cell<A> {
     }
 
     /// Whether `signal` must wait while an async handler is pending (it calls a hook).
-    fn needs_actor(state: &CellState, signal: &Signal) -> bool {
-        match signal {
-            Signal::Exit { .. } => state.ctx.trap_exit,
-            Signal::Down { .. } => true,
-            _ => false,
+    /// Queues a notice behind the user messages already in the mailbox (see [`Notice`]). It
+    /// needs no arena space of the pool's and ignores the bound: a signal is never refused.
+    fn queue_notice(self: &Arc<Self>, notice: Notice) {
+        let letter = Letter {
+            deliver: deliver_notice::<A> as Deliver<A>,
+            payload: notice,
+        };
+        // The runner calls this, holding the token: the push takes none, and the mailbox is
+        // open until this run closes it. Neither step can fail then (the letter is small); if
+        // one did, the notice would be counted as a dead letter, not lost silently.
+        let queued = arena::write_plain_unrefused(letter)
+            .is_ok_and(|env| self.mailbox.push_past_bound(env).is_ok());
+        if !queued {
+            self.system.dead_letters.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     fn handle_signal(self: &Arc<Self>, state: &mut CellState, signal: Signal) {
-        if state.is_pending() && Self::needs_actor(state, &signal) {
-            state
-                .awaiting
-                .get_or_insert_with(Default::default)
-                .deferred
-                .push_back(signal);
-            return;
-        }
         let ctx = &mut state.ctx;
         match signal {
             Signal::Kill => ctx.exit.set(ExitReason::Killed),
@@ -1251,19 +1301,19 @@ impl<A: Actor> Cell<A> {
                 linked,
             } => {
                 if let (Some(from), true) = (from, linked) {
-                    if let Some(r) = ctx.rel_mut() {
+                    // The link ends here. If this actor removed it first (`unlink`), the
+                    // signal is dropped, as Erlang drops an exit signal from a deactivated link.
+                    let was_linked = ctx.rel_mut().is_some_and(|r| {
+                        let before = r.links.len();
                         r.links.retain(|p| p.id() != from);
+                        r.links.len() != before
+                    });
+                    if !was_linked {
+                        return;
                     }
                 }
                 if ctx.trap_exit {
-                    // SAFETY: runner, and no handler is pending (checked above).
-                    if let Some(actor) = unsafe { self.actor() } {
-                        let mut c = Ctx {
-                            cell: self,
-                            state: ctx,
-                        };
-                        self.guarded_ctx(&mut c, |c| actor.handle_exit(c, from, reason));
-                    }
+                    self.queue_notice(Notice::Exit { from, reason });
                 } else if !reason.is_normal() {
                     // A non-trapping actor ignores `normal` exit signals (as in Erlang) and
                     // stops with any other reason.
@@ -1275,19 +1325,17 @@ impl<A: Actor> Cell<A> {
                 from,
                 reason,
             } => {
-                let watched = ctx.rel_mut().is_some_and(|r| {
-                    let pos = r.monitoring.iter().position(|m| *m == monitor);
-                    pos.map(|pos| r.monitoring.swap_remove(pos)).is_some()
-                });
-                if watched {
-                    // SAFETY: runner, and no handler is pending (checked above).
-                    if let Some(actor) = unsafe { self.actor() } {
-                        let mut c = Ctx {
-                            cell: self,
-                            state: ctx,
-                        };
-                        self.guarded_ctx(&mut c, |c| actor.handle_down(c, monitor, from, reason));
-                    }
+                // Still watched: the notice takes the monitor off when it is handled.
+                if ctx
+                    .rel
+                    .as_ref()
+                    .is_some_and(|r| r.monitoring.contains(&monitor))
+                {
+                    self.queue_notice(Notice::Down {
+                        monitor,
+                        from,
+                        reason,
+                    });
                 }
             }
             Signal::Link(pid) => {
@@ -1409,9 +1457,6 @@ impl<A: Actor> Cell<A> {
         run.close();
         // The pending handler borrows the actor: it goes first.
         self.drop_pending(state);
-        if let Some(a) = state.awaiting.as_mut() {
-            a.deferred.clear();
-        }
         // Out of the state while the hooks run (they get the state): put back at the end, for
         // the runs that hand back what arrives after the close.
         let exit = std::mem::take(&mut state.ctx.exit);
@@ -1562,10 +1607,6 @@ impl<A: Actor> Cell<A> {
                     Some(signal) => self.handle_signal(state, signal.into_inner()),
                     None => break,
                 }
-                continue;
-            }
-            if let Some(signal) = state.awaiting.as_mut().and_then(|a| a.deferred.pop_front()) {
-                self.handle_signal(state, signal);
                 continue;
             }
             // SAFETY: a received envelope is never pushed again: `dispatch` hands handlers a
@@ -2207,19 +2248,21 @@ impl<A: Actor> Ctx<'_, A> {
         if other.id() == self.cell.id || self.state.rel.as_deref().is_some_and(linked) {
             return;
         }
-        match other.signal(Signal::Link(self.cell.pid())) {
-            Ok(()) => self.state.rel().links.push(other.clone()),
-            Err(_) => {
-                let _ = self.cell.clone().signal(Signal::Exit {
-                    from: Some(other.id()),
-                    reason: ExitReason::NoProc,
-                    linked: true,
-                });
-            }
+        // Linked from now on: the answer of a dead `other` (below, or from its last run) is the
+        // exit signal of this link.
+        self.state.rel().links.push(other.clone());
+        if other.signal(Signal::Link(self.cell.pid())).is_err() {
+            let _ = self.cell.clone().signal(Signal::Exit {
+                from: Some(other.id()),
+                reason: ExitReason::NoProc,
+                linked: true,
+            });
         }
     }
 
-    /// Removes a link (both ways).
+    /// Removes a link (both ways). An exit signal of the link that this actor has not processed
+    /// yet is dropped, as in Erlang; a trapping actor may still receive, in
+    /// [`Actor::handle_exit`], the exit of a signal processed before the call.
     pub fn unlink(&mut self, other: &Pid) {
         if let Some(r) = self.state.rel_mut() {
             r.links.retain(|p| p.id() != other.id());

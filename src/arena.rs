@@ -88,6 +88,18 @@ pub fn with_writer<R>(f: impl FnOnce(&mut ArenaWriter) -> R) -> R {
     }
 }
 
+/// Moves `value` into an arena node even when this thread's pool is exhausted (then into a
+/// chunk of a one-off writer, outside the pool's budget): for what the runtime itself queues
+/// and must not refuse. Gives the value back only if even that fails (a value larger than a
+/// whole pool).
+pub(crate) fn write_plain_unrefused<T: Send + 'static>(value: T) -> Result<Envelope, T> {
+    with_writer(|w| w.write_plain(value)).or_else(|(value, _)| {
+        ArenaWriter::new(pool_config())
+            .write_plain(value)
+            .map_err(|(value, _)| value)
+    })
+}
+
 /// Why a send did not happen. The message is inside: nothing is dropped.
 #[derive(PartialEq, Eq)]
 pub enum TrySendError<M> {

@@ -334,6 +334,36 @@ impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
     /// the mailbox (it was idle); on failure, returns the message with the reason.
     #[inline]
     pub fn try_push(&self, msg: U) -> Result<Option<RunToken>, PushError<U>> {
+        self.push_user(msg, true)
+    }
+
+    /// Pushes a user message past the bound, if any: for what the mailbox's owner must not
+    /// refuse (the runtime queues its own notices this way, behind the messages already
+    /// there). The message still takes a slot of the bound until it is received, so a full
+    /// mailbox stays full a little longer. Fails only when the mailbox is closed.
+    ///
+    /// ```
+    /// use core::num::NonZeroU32;
+    /// use airssys_rt_mailbox::{Boxed, Mailbox, PushError};
+    ///
+    /// let mailbox: Mailbox<Boxed<u32>> = Mailbox::bounded(NonZeroU32::new(1).unwrap());
+    /// let token = mailbox.try_push(Boxed::new(1)).unwrap().unwrap();
+    /// assert!(matches!(mailbox.try_push(Boxed::new(2)), Err(PushError::Full(_))));
+    /// assert!(mailbox.push_past_bound(Boxed::new(3)).unwrap().is_none()); // scheduled already
+    /// assert_eq!(mailbox.occupancy(), Some(2));
+    ///
+    /// let mut run = mailbox.begin_run(token);
+    /// while run.pop().is_some() {}
+    /// assert_eq!(mailbox.occupancy(), Some(0)); // both slots given back
+    /// # let _ = run.finish(false);
+    /// ```
+    #[inline]
+    pub fn push_past_bound(&self, msg: U) -> Result<Option<RunToken>, PushError<U>> {
+        self.push_user(msg, false)
+    }
+
+    #[inline(always)]
+    fn push_user(&self, msg: U, enforce_bound: bool) -> Result<Option<RunToken>, PushError<U>> {
         let p = &self.producers;
         if p.state.is_closed() {
             return Err(PushError::Closed(msg));
@@ -341,7 +371,7 @@ impl<U: Linked, S: Linked, C> Mailbox<U, S, C> {
         if let Some(cap) = p.capacity {
             // Reserve a slot. Relaxed: the counter guards no data (the queue publishes it).
             let prev = p.len.fetch_add(1, Ordering::Relaxed);
-            if prev >= cap.get() {
+            if enforce_bound && prev >= cap.get() {
                 p.len.fetch_sub(1, Ordering::Relaxed);
                 return Err(PushError::Full(msg));
             }
