@@ -1273,7 +1273,6 @@ impl<A: Actor> Cell<A> {
         unsafe { (*self.actor.get()).is_none() }
     }
 
-    /// Whether `signal` must wait while an async handler is pending (it calls a hook).
     /// Queues a notice behind the user messages already in the mailbox (see [`Notice`]). It
     /// needs no arena space of the pool's and ignores the bound: a signal is never refused.
     fn queue_notice(self: &Arc<Self>, notice: Notice) {
